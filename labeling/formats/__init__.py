@@ -1,0 +1,1 @@
+"""Readers and writers of the file formats Stepwise exchanges (validation lives here, writes in services)."""

@@ -1,0 +1,56 @@
+"""Streaming JSONL reading with located errors and bounded memory."""
+import json
+
+from .errors import DataError
+
+# A PRM800K line is a few KB; anything near this is not a record but an accident or an attack.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+
+
+def read_jsonl(path, *, max_line_bytes=MAX_LINE_BYTES):
+    """Yield (line_number, raw_line_without_newline, parsed_object) for each non-blank line.
+
+    Raises DataError naming file and line for undecodable bytes, oversized lines and invalid JSON,
+    and for a file with no records at all.
+    """
+    seen_any = False
+    with open(path, "rb") as fh:
+        number = 0
+        while True:
+            raw = fh.readline(max_line_bytes + 1)
+            if not raw:
+                break
+            number += 1
+            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                size = len(raw) + _drain_line(fh)
+                raise DataError(
+                    f"line is {size / 1e6:.1f} MB, longer than the {max_line_bytes // (1024 * 1024)} MiB limit",
+                    file=path, line=number)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                                file=path, line=number) from None
+            text = text.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}", file=path, line=number) from None
+            if not isinstance(obj, dict):
+                raise DataError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=number)
+            seen_any = True
+            yield number, text, obj
+    if not seen_any:
+        raise DataError("file is empty: no records found", file=path)
+
+
+def _drain_line(fh, chunk=1 << 20):
+    """Skip the rest of an oversized line without holding it; return how many bytes it had."""
+    total = 0
+    while True:
+        part = fh.readline(chunk)
+        total += len(part)
+        if not part or part.endswith(b"\n"):
+            return total

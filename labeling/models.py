@@ -1,0 +1,256 @@
+"""The Stepwise data model: everything a PRM800K record holds, plus what active learning needs.
+
+A PRM800K line is one `Annotation` of one `Solution` of one `Problem`, with a `StepLabel` per
+step and a `Completion` per rated candidate text at that step. Completions reference their
+annotation and step index directly (not the StepLabel row) so bulk imports need no step ids.
+"""
+import hashlib
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Split(models.TextChoices):
+    NONE = "", "unassigned"
+    TRAIN = "train", "train"
+    TEST = "test", "test"
+
+
+class Problem(models.Model):
+    text = models.TextField()
+    text_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Null ground truth exists in PRM800K (the initial screening question).
+    answer = models.TextField(null=True, blank=True)
+    solution = models.TextField(blank=True, default="")
+    subject = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    level = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
+    source_id = models.CharField(max_length=255, null=True, blank=True, unique=True,
+                                 help_text="MATH unique_id or other stable source id")
+    split = models.CharField(max_length=8, choices=Split.choices, blank=True, default="", db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def save(self, *args, **kwargs):
+        self.text_hash = text_sha256(self.text)
+        super().save(*args, **kwargs)
+
+    def __str__(self):
+        return self.source_id or (self.text[:60] + ("…" if len(self.text) > 60 else ""))
+
+
+class ModelVersion(models.Model):
+    """A generator or PRM version: the registry issue 4 builds on. One active selector at most."""
+
+    class Kind(models.TextChoices):
+        GENERATOR = "generator"
+        PRM = "prm"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    path = models.CharField(max_length=500, blank=True, default="")
+    base_model = models.CharField(max_length=500, blank=True, default="")
+    how_made = models.TextField(blank=True, default="")
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active_selector = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["is_active_selector"], condition=Q(is_active_selector=True),
+                                    name="one_active_selector"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Solution(models.Model):
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="solutions")
+    steps = models.JSONField(help_text="ordered step texts")
+    steps_hash = models.CharField(max_length=64, editable=False)
+    # PRM800K's pre_generated_answer; null when the generator gave none.
+    final_answer = models.TextField(null=True, blank=True)
+    is_correct = models.BooleanField(null=True, blank=True, db_index=True,
+                                     help_text="graded final answer; null until graded")
+    graded_mode = models.CharField(max_length=16, blank=True, default="")
+    generator = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    sampling = models.JSONField(default=dict, blank=True, help_text="temperature, top_p, seed, ...")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["problem", "steps_hash"], name="solution_unique_steps")]
+
+    @staticmethod
+    def hash_steps(steps) -> str:
+        return text_sha256("\x1e".join(steps))
+
+    def save(self, *args, **kwargs):
+        self.steps_hash = self.hash_steps(self.steps)
+        super().save(*args, **kwargs)
+
+    def __str__(self):
+        return f"solution {self.pk} of {self.problem}"
+
+
+class VerifierScore(models.Model):
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="scores")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
+    score = models.FloatField()
+    step_scores = models.JSONField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["solution", "model_version"], name="one_score_per_model")]
+
+
+class Round(models.Model):
+    """A labeling round: PRM800K's `generation`."""
+
+    number = models.IntegerField(unique=True)
+    name = models.CharField(max_length=200, blank=True, default="")
+    selector = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="rounds")
+    show_answer_hint = models.BooleanField(default=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self):
+        return f"round {self.number}"
+
+
+class Annotator(models.Model):
+    """Who labeled: a login of this app, or an external labeler known only by its UUID."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="annotator")
+    labeler = models.UUIDField(default=uuid.uuid4, unique=True)
+    screening_passed = models.BooleanField(null=True, blank=True)
+    cleared_by_admin = models.BooleanField(default=False)
+    qc_score = models.FloatField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.user.get_username() if self.user_id else str(self.labeler)
+
+
+class FinishReason(models.TextChoices):
+    FOUND_ERROR = "found_error"
+    SOLUTION = "solution"
+    BAD_PROBLEM = "bad_problem"
+    GIVE_UP = "give_up"
+
+
+class Annotation(models.Model):
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="annotations")
+    solution = models.ForeignKey(Solution, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="annotations", help_text="phase 2: the pre-generated solution")
+    problem = models.ForeignKey(Problem, on_delete=models.PROTECT, related_name="annotations")
+    round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations")
+    phase = models.PositiveSmallIntegerField(default=2, help_text="1: step-by-step generation with human "
+                                             "completions; 2: rating pre-generated solutions")
+    timestamp = models.DateTimeField(db_index=True)
+    is_quality_control = models.BooleanField(default=False, db_index=True)
+    is_screening = models.BooleanField(default=False, db_index=True)
+    finish_reason = models.CharField(max_length=16, choices=FinishReason.choices, null=True)
+    total_time_ms = models.BigIntegerField(null=True, blank=True)
+    selector_score = models.FloatField(null=True, blank=True,
+                                       help_text="the verifier score that selected the solution for this task")
+    # Verbatim values that a normalized field cannot reproduce byte for byte (say, a question whose
+    # answer differs from the problem's, or a timestamp written without microseconds). Usually empty.
+    verbatim = models.JSONField(null=True, blank=True)
+    source_hash = models.CharField(max_length=64, null=True, blank=True, unique=True,
+                                   help_text="sha256 of the imported line: importing twice adds nothing")
+    client_id = models.UUIDField(null=True, blank=True, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    @property
+    def generation(self):
+        return self.round.number if self.round_id else None
+
+    def __str__(self):
+        return f"annotation {self.pk}"
+
+
+class Rating(models.IntegerChoices):
+    NEGATIVE = -1
+    NEUTRAL = 0
+    POSITIVE = 1
+
+
+class StepLabel(models.Model):
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="step_labels")
+    index = models.PositiveIntegerField()
+    completions_null = models.BooleanField(default=False, help_text="PRM800K `completions: null`")
+    chosen_completion = models.IntegerField(null=True, blank=True)
+    # Phase-1 human completion: an object (text, rating, source, flagged) or null.
+    human_text = models.TextField(null=True, blank=True)
+    human_rating = models.SmallIntegerField(null=True, blank=True, choices=Rating.choices)
+    human_source = models.CharField(max_length=32, null=True, blank=True)
+    human_flagged = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["annotation_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["annotation", "index"], name="one_label_per_step")]
+
+
+class Completion(models.Model):
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="completions")
+    step_index = models.PositiveIntegerField()
+    index = models.PositiveIntegerField()
+    text = models.TextField()
+    rating = models.SmallIntegerField(null=True, blank=True, choices=Rating.choices)
+    flagged = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["annotation_id", "step_index", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["annotation", "step_index", "index"], name="one_completion_per_slot"),
+            models.CheckConstraint(condition=Q(rating__in=[-1, 0, 1]) | Q(rating__isnull=True),
+                                   name="completion_rating_range"),
+        ]
+
+
+class Export(models.Model):
+    """A background export job and its snapshot file."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    format = models.CharField(max_length=32, default="prm800k")
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    progress = models.FloatField(default=0.0)
+    record_count = models.BigIntegerField(null=True, blank=True)
+    step_count = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    file = models.CharField(max_length=500, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    celery_task_id = models.CharField(max_length=255, blank=True, default="")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"export {self.pk} ({self.format}, {self.status})"
