@@ -27,7 +27,7 @@ class Problem(models.Model):
     text_hash = models.CharField(max_length=64, unique=True, editable=False)
     # Null ground truth exists in PRM800K (the initial screening question).
     answer = models.TextField(null=True, blank=True)
-    solution = models.TextField(blank=True, default="")
+    solution = models.TextField(null=True, blank=True, help_text="ground-truth solution; null when unknown")
     subject = models.CharField(max_length=64, blank=True, default="", db_index=True)
     level = models.PositiveSmallIntegerField(null=True, blank=True, db_index=True)
     source_id = models.CharField(max_length=255, null=True, blank=True, unique=True,

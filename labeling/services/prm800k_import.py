@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Q
 
 from labeling.bulk import insert_rows
 from labeling.formats import prm800k
@@ -142,7 +143,7 @@ def _problem_rows(records, result):
         by_hash.setdefault(text_sha256(r["problem"]), r)
     found = {h: {"id": i, "answer": a, "solution": s} for h, i, a, s in
              Problem.objects.filter(text_hash__in=list(by_hash)).values_list("text_hash", "id", "answer", "solution")}
-    new = [Problem(text=r["problem"], text_hash=h, answer=r["gt_answer"], solution=r["gt_solution"] or "")
+    new = [Problem(text=r["problem"], text_hash=h, answer=r["gt_answer"], solution=r["gt_solution"])
            for h, r in by_hash.items() if h not in found]
     Problem.objects.bulk_create(new, batch_size=500)
     result.problems_created += len(new)
@@ -154,7 +155,7 @@ def _problem_rows(records, result):
         if r["gt_solution"] and not found[h]["solution"]:
             found[h]["solution"] = fill[found[h]["id"]] = r["gt_solution"]
     for pid, text in fill.items():
-        Problem.objects.filter(id=pid, solution="").update(solution=text)
+        Problem.objects.filter(id=pid).filter(Q(solution__isnull=True) | Q(solution="")).update(solution=text)
     return found
 
 

@@ -1,0 +1,16 @@
+from labeling.services.problem_import import problems_import
+
+from ._base import ImportCommand
+
+
+class Command(ImportCommand):
+    help = "Import MATH-style problems (JSONL). All-or-nothing; importing twice adds nothing."
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("--split", default="", choices=["", "train", "test"], help="train/test split to record")
+
+    def run_import(self, path, options):
+        r = problems_import(path=path, split=options["split"])
+        self.stdout.write(f"{path}: {r.lines} problems read: {r.created} new, {r.updated} completed, "
+                          f"{r.unchanged} already present")
