@@ -4,7 +4,9 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from labeling.models import Export
 from labeling.services.prm800k_export import ExportFilters, prm800k_export
@@ -29,10 +31,24 @@ def export_to_path(fmt, path, filters, progress=None):
     return result
 
 
+@transaction.atomic
 def export_create(*, fmt, filters: dict, user=None) -> Export:
+    """Create the job row and enqueue it once the row is committed (a worker never sees it uncommitted)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}")
-    return Export.objects.create(format=fmt, filters=filters, requested_by=user)
+    export = Export.objects.create(format=fmt, filters=filters, requested_by=user)
+    export_enqueue(export)
+    return export
+
+
+def export_enqueue(export):
+    from workers.tasks import export_run as task
+
+    def send():
+        result = task.delay(export.id)
+        Export.objects.filter(id=export.id, celery_task_id="").update(celery_task_id=result.id or "")
+
+    transaction.on_commit(send)
 
 
 def export_run(*, export_id) -> bool:
@@ -44,7 +60,6 @@ def export_run(*, export_id) -> bool:
     export = Export.objects.get(id=export_id)
     filters = ExportFilters(**export.filters)
     if isinstance(filters.since, str):
-        from django.utils.dateparse import parse_datetime
         filters.since = parse_datetime(filters.since)
     target = Path(settings.EXPORT_DIR) / f"export-{export.id}.{EXTENSIONS[export.format]}"
 
@@ -54,7 +69,7 @@ def export_run(*, export_id) -> bool:
     try:
         result = export_to_path(export.format, target, filters, progress=progress)
     except Exception as exc:
-        Export.objects.filter(id=export_id).update(status=Export.Status.FAILED, error=repr(exc),
+        Export.objects.filter(id=export_id).update(status=Export.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
                                                    finished=timezone.now())
         raise
     Export.objects.filter(id=export_id).update(

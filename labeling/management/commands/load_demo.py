@@ -1,0 +1,21 @@
+from django.core.management.base import BaseCommand
+
+from labeling.services.demo import demo_load
+
+
+class Command(BaseCommand):
+    help = "Load the demo problems and solutions and create the demo logins (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="where the app will be served")
+
+    def handle(self, *args, **opts):
+        result = demo_load()
+        self.stdout.write(f"demo data: {result.problems} new problems, {result.solutions} new solutions")
+        self.stdout.write("")
+        self.stdout.write("=" * 60)
+        self.stdout.write(f"  Stepwise demo at {opts['url']}")
+        for username, password, admin in result.logins:
+            role = "admin    " if admin else "annotator"
+            self.stdout.write(f"  {role}  login: {username:<10} password: {password}")
+        self.stdout.write("=" * 60)

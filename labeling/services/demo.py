@@ -1,0 +1,29 @@
+"""The demo: the project's own problems and candidate solutions, and two logins."""
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+
+from labeling.services.accounts import annotator_create
+from labeling.services.problem_import import problems_import
+from labeling.services.solution_import import solutions_import
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+LOGINS = (("admin", "stepwise-admin", True), ("annotator", "stepwise-annotator", False))
+
+
+@dataclass
+class DemoResult:
+    problems: int
+    solutions: int
+    logins: tuple
+
+
+def demo_load() -> DemoResult:
+    problems = problems_import(path=DEMO_DIR / "problems.jsonl", split="train")
+    solutions = solutions_import(path=DEMO_DIR / "solutions.jsonl")
+    User = get_user_model()
+    for username, password, admin in LOGINS:
+        if not User.objects.filter(username=username).exists():
+            annotator_create(username=username, password=password, admin=admin)
+    return DemoResult(problems=problems.created, solutions=solutions.created, logins=LOGINS)

@@ -1,0 +1,52 @@
+"""Exports from the admin run as background jobs: a row with status, counts, sha256 and a download link."""
+import hashlib
+
+import pytest
+
+from labeling.models import Export
+from labeling.services import exports
+from labeling.services.prm800k_import import prm800k_import
+
+
+@pytest.fixture
+def labels(db, shared_data, settings, tmp_path):
+    settings.EXPORT_DIR = tmp_path / "exports"
+    prm800k_import(path=shared_data / "prm800k_sample.jsonl")
+    return shared_data / "prm800k_sample.jsonl"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_exports_from_the_admin_and_serves_the_file(client, alice, labels):
+    client.force_login(alice)
+    response = client.post("/admin/labeling/export/add/", {"format": "prm800k", "generation": "6"})
+    assert response.status_code == 302
+    export = Export.objects.get()
+    assert export.status == Export.Status.DONE, export.error
+    expected = b"".join(l for l in labels.read_bytes().splitlines(keepends=True) if b'"generation": 6' in l)
+    assert export.record_count == expected.count(b"\n") == 5
+    assert export.sha256 == hashlib.sha256(expected).hexdigest() and export.progress == 1.0
+    listing = client.get("/admin/labeling/export/").content.decode()
+    assert f"/exports/{export.id}/download/" in listing and export.sha256[:12] in listing
+    download = client.get(f"/exports/{export.id}/download/")
+    assert b"".join(download.streaming_content) == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_export_is_marked_and_leaves_no_file(labels, alice, monkeypatch, settings):
+    def explode(**kwargs):
+        kwargs["out"].write(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(exports.FORMATS, "prm800k", explode)
+    export = exports.export_create(fmt="prm800k", filters={}, user=alice)
+    export.refresh_from_db()
+    assert export.status == Export.Status.FAILED and "disk full" in export.error
+    assert not any(settings.EXPORT_DIR.iterdir())
+
+
+@pytest.mark.django_db
+def test_a_redelivered_job_does_nothing(labels):
+    export = Export.objects.create(format="prm800k")
+    assert exports.export_run(export_id=export.id) is True
+    assert exports.export_run(export_id=export.id) is False
+    assert Export.objects.get().status == Export.Status.DONE
