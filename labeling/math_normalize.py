@@ -309,8 +309,6 @@ def rewrite_latex_structures(s):
             out.append(_call(out, text))
         else:
             out.append(cmd.group(0))
-            if s[pos:pos + 1].isalpha():  # keep "\pi r" from becoming "\pir"
-                out.append(" ")
     return "".join(out)
 
 
@@ -395,7 +393,7 @@ NUMBER_GAP = "\u2423"
 
 _TEXT_COMMANDS = re.compile(r"\\(?:mbox|textrm|mathrm|textnormal)\{")
 _TEXT_UNIT = re.compile(r"^(?P<value>.*?\S)\s*\\text\{\s*(?P<unit>[^{}]*?)\s*\}\s*(?:\^\{?\d\}?)?\s*$")
-_WORD_UNIT = re.compile(r"^(?P<value>\s*[-+]?(?:\\\$|\$)?\s*\d[\d,]*(?:\.\d+)?)\s*"
+_WORD_UNIT = re.compile(r"^(?P<value>\s*[-+]?(?:\\\$|\$)?\s*\d[\d,]*(?:\.\d+)?)\s+"
                         r"(?P<unit>[A-Za-z]{2,}\.?)(?:\s*\^\{?\d\}?)?\s*$")
 _NOT_UNITS = {"million", "billion", "trillion", "thousand", "hundred", "pi", "and", "or",
               "inf", "infty", "sqrt", "mod", "percent"}
