@@ -168,8 +168,9 @@ class Annotation(models.Model):
     selector_score = models.FloatField(null=True, blank=True,
                                        help_text="the verifier score that selected the solution for this task")
     # Verbatim values that a normalized field cannot reproduce byte for byte (say, a question whose
-    # answer differs from the problem's, or a timestamp written without microseconds). Usually empty.
-    verbatim = models.JSONField(null=True, blank=True)
+    # answer differs from the problem's, or a timestamp with a zone). Usually null. JSON kept as text,
+    # not jsonb: PostgreSQL's jsonb reorders object keys, and key order is part of the bytes.
+    verbatim = models.TextField(null=True, blank=True)
     source_hash = models.CharField(max_length=64, null=True, blank=True, unique=True,
                                    help_text="sha256 of the imported line: importing twice adds nothing")
     client_id = models.UUIDField(null=True, blank=True, unique=True)

@@ -99,3 +99,4 @@ def test_it_grades_imported_solutions(shared_data):
     graded = dict(Solution.objects.values_list("final_answer", "is_correct"))
     assert graded["7200"] is False  # ground truth 28800
     assert graded["8, 3, 1"] is None  # the screening question has no ground truth
+

@@ -32,6 +32,8 @@ def get(obj, key, kind, *, path="", nullable=False, required=True, default=None)
         ok = False
     if not ok:
         raise DataError(f"must be {_expected(kind)}, got {_describe(value)}", field=name)
+    if isinstance(value, str) and "\x00" in value:
+        raise DataError("contains a NUL character (\\u0000), which the database cannot store", field=name)
     return value
 
 

@@ -1,6 +1,7 @@
 """Export annotations as PRM800K JSONL, streamed in id-ordered chunks with bounded memory."""
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass
 
 from labeling.formats import prm800k
@@ -70,7 +71,7 @@ def _chunk_lines(rows):
         steps[aid][sindex][0].append((text, rating, flagged))
     for (aid, labeler, moment, generation, is_qc, is_screening, phase, pid, sid, finish, total, score,
          verbatim) in rows:
-        verbatim = verbatim or {}
+        verbatim = json.loads(verbatim) if verbatim else {}
         question = verbatim.get("question")
         if question is None:
             text, answer, gt_solution = problems[pid]

@@ -200,4 +200,4 @@ def _verbatim(record, problem, solutions):
         score=sol and sol["score"])
     if json.dumps(rebuilt) != json.dumps(record["question"]):
         out["question"] = record["question"]
-    return out or None
+    return json.dumps(out) if out else None
