@@ -8,14 +8,28 @@ REDIS_URL ?= redis://127.0.0.1:6379/0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install services test test-postgres test-sqlite demo serve bench clean
+.PHONY: install browser services test test-postgres test-sqlite demo serve bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-install: $(VENV)/.installed
+# Browser assets (KaTeX) from the npm registry, pinned by package-lock.json, into ignored node_modules/.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Headless Chromium for the browser tests: Debian's packages, never a downloaded browser.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian chromium and chromium-driver"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "!!! chromium/chromedriver missing and cannot be installed here: browser tests will be SKIPPED !!!"; fi; \
+	fi
+
+install: $(VENV)/.installed node_modules/.installed
 
 # PostgreSQL and Redis are started if they are down; where they cannot exist, say so loudly.
 services:
@@ -36,7 +50,7 @@ services:
 	  else echo "!!! Redis is not installed here: Redis/Celery tests will be SKIPPED !!!"; fi; \
 	fi
 
-test: install services
+test: install browser services
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-sqlite
 

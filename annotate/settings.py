@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     "labeling",
 ]
 
@@ -133,7 +134,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "labeling.api.errors.exception_handler",
 }
+SPECTACULAR_SETTINGS = {"TITLE": "Stepwise API", "VERSION": "1", "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"]}
+
+# --- Labeling queue -----------------------------------------------------------------------------
+STEPWISE_LEASE_MINUTES = env_int("STEPWISE_LEASE_MINUTES", 30)
+STEPWISE_QC_RATE = float(os.environ.get("STEPWISE_QC_RATE", "0.1"))
+STEPWISE_SCREENING_PASS = float(os.environ.get("STEPWISE_SCREENING_PASS", "0.8"))
+# Browser assets installed from the npm registry by the Makefile (ignored folder, never committed).
+STATICFILES_DIRS = [("katex", BASE_DIR / "node_modules" / "katex" / "dist")]
 
 LOGGING = {
     "version": 1,

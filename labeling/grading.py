@@ -365,7 +365,22 @@ def _evaluate(request):
         ratio = sympy.simplify(truth / given)
         return bool(ratio.is_number and ratio.is_finite and ratio != 0)
     diff = sympy.simplify(truth - given)
-    return diff == 0 or diff.is_zero is True
+    return (diff == 0 or diff.is_zero is True) and _same_poles(truth, given)
+
+
+def _same_poles(a, b):
+    """Undefined at the same points? (x^9-1)/(x-1) is not x^8+...+1 at x=1."""
+    import sympy
+
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    if not symbols:
+        return True
+    try:
+        poles = [sympy.Poly(sympy.denom(sympy.together(e)), *symbols).sqf_part().as_expr()
+                 for e in (a, b)]
+    except sympy.PolynomialError:
+        return True  # denominators with roots or functions in them: not judged
+    return sympy.cancel(poles[0] / poles[1]).is_number
 
 
 _MAX_BITS = 1 << 20  # integers up to ~300,000 digits are quick to build

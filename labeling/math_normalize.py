@@ -168,6 +168,8 @@ def prm_normalize(expr, fixed=False):
             pass
     expr = re.sub("- *", "-", expr)  # "- 7" -> "-7" before mixed numbers
     expr = _MIXED_NUMBER.sub(r"\1+\2", expr)
+    if fixed:  # the braces go next; "x^{1/2}" must not become "x^1/2"
+        expr = bracket_exponents(expr)
     expr = expr.replace(" ", "").replace("{", "").replace("}", "")
     expr = expr.lower()
     if str_is_int(expr):
@@ -312,6 +314,22 @@ def rewrite_latex_structures(s):
     return "".join(out)
 
 
+def bracket_exponents(s):
+    """fixed mode: x^{1/2} -> x^(1/2); simple exponents (2^{10}) just lose the braces."""
+    out, pos = [], 0
+    while True:
+        hat = s.find("^{", pos)
+        if hat < 0:
+            return "".join(out) + s[pos:]
+        try:
+            group, end = _argument(s, hat + 1)
+        except ValueError:
+            return "".join(out) + s[pos:]
+        group = bracket_exponents(group)
+        out.append(s[pos:hat] + ("^" + group if _SIMPLE_OPERAND.match(group) else "^(%s)" % group))
+        pos = end
+
+
 def _argument(s, pos):
     """One macro argument at pos: a {group}, a \\command or a single character."""
     while pos < len(s) and s[pos] == " ":
@@ -372,9 +390,14 @@ def _operand(latex):
 
 
 def _call(out, text):
-    # "i\sqrt{2}" must not turn into the name "isqrt"; make the product explicit.
-    previous = "".join(out[-1:])[-1:]
-    return ("*" + text) if previous and (previous.isalnum() or previous in ")!") else text
+    # "i\sqrt{2}" must not turn into the name "isqrt": make the product explicit;
+    # after "\cdot" or "\pi" a space ends the command name instead.
+    previous = out[-1] if out else ""
+    if previous.startswith("\\"):
+        return " " + text
+    if previous[-1:].isalnum() or previous[-1:] in (")", "!"):
+        return "*" + text
+    return text
 
 
 # --------------------------------------------------------------------------
@@ -427,6 +450,9 @@ def _split_unit(answer):
 
 def _mark_number_gaps(answer):
     def gap(match):
+        behind = answer[:match.start()].rstrip("0123456789")
+        if behind.endswith(("_", "^")):  # "\log_2 8": the digit is an index
+            return match.group(0)
         ahead = answer[match.end():]
         return match.group(0) if _MIXED_NUMBER_AHEAD.match(ahead) else NUMBER_GAP
     return _DIGIT_GAP.sub(gap, answer)

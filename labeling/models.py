@@ -119,7 +119,10 @@ class Round(models.Model):
     name = models.CharField(max_length=200, blank=True, default="")
     selector = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT,
                                  related_name="rounds")
-    show_answer_hint = models.BooleanField(default=True)
+    show_answer_hint = models.BooleanField(default=True, help_text="show the reference answer as a hint")
+    allow_human_completion = models.BooleanField(default=False, help_text="annotators may write a completion")
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="annotators per task (e.g. 3 for agreement)")
+    qc_rate = models.FloatField(default=0.1, help_text="share of quality-control tasks mixed into the queue")
     parameters = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -255,3 +258,64 @@ class Export(models.Model):
 
     def __str__(self):
         return f"export {self.pk} ({self.format}, {self.status})"
+
+
+class Task(models.Model):
+    """A solution queued for labeling: leased to up to `overlap` annotators, highest priority first."""
+
+    class Kind(models.TextChoices):
+        ROUND = "round"
+        QC = "qc"
+        SCREENING = "screening"
+
+    solution = models.ForeignKey(Solution, on_delete=models.PROTECT, related_name="tasks")
+    round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ROUND)
+    priority = models.FloatField(default=0.0, help_text="selector score: higher is served first")
+    overlap = models.PositiveSmallIntegerField(default=1)
+    # Slots taken: live leases plus submissions. Kept on the row so the queue reads one table.
+    taken = models.PositiveIntegerField(default=0)
+    submitted = models.PositiveIntegerField(default=0)
+    # QC and screening tasks: gold rating per step up to and including the first -1.
+    gold_ratings = models.JSONField(null=True, blank=True)
+    # Alternative completions offered for a step once it is rated -1: {"step index": [texts]}.
+    alternatives = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        indexes = [models.Index(fields=["kind", "-priority", "id"], name="task_queue_order")]
+        constraints = [
+            models.CheckConstraint(condition=Q(taken__lte=models.F("overlap")), name="task_not_over_leased"),
+            models.UniqueConstraint(fields=["solution", "round", "kind"], name="one_task_per_solution_round"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} task {self.pk}"
+
+
+class Assignment(models.Model):
+    """One annotator's lease on one task, its server-side draft, and (once submitted) its annotation."""
+
+    class Status(models.TextChoices):
+        LEASED = "leased"
+        SUBMITTED = "submitted"
+        EXPIRED = "expired"
+
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="assignments")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="assignments")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.LEASED, db_index=True)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    draft = models.JSONField(null=True, blank=True)
+    draft_saved_at = models.DateTimeField(null=True, blank=True)
+    annotation = models.OneToOneField(Annotation, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="assignment")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="never_the_same_task_twice")]
+        indexes = [models.Index(fields=["status", "expires_at"], name="assignment_expiry")]
+
+    def __str__(self):
+        return f"assignment {self.pk} ({self.status})"
