@@ -1,0 +1,1 @@
+urlpatterns = []  # filled by the queue/API work (issue 3)
