@@ -15,10 +15,12 @@
   dropped (unless both sides name different ones), equations compare as
   equations, matrices cell by cell, and ``1 2`` is not ``12``.
 
-sympy can take forever (``9^{9^{9^9}}``), and some of that time is spent in C
-where no signal gets in. So every sympy call runs in a helper process that is
-killed when it overruns; this also works from any thread, where signal-based
-timeouts do not. String-equal answers never reach it.
+sympy can take forever (``9^{9^{9^9}}``, nested powers), and a timeout counts
+as "not equal". Signal timers only work in the main thread and not inside long
+C calls, so every sympy call runs in a helper process: it stops itself with a
+timer at SYMPY_TIMEOUT_S and is killed if it has not answered a second later.
+That works the same from Django or Celery threads. Answers that are equal as
+strings, or that the guards rule out, never reach the helper.
 """
 import atexit
 import json
@@ -46,9 +48,12 @@ def grade_answer(given: str, ground_truth: str, mode: str = "prm800k") -> bool:
         raise ValueError(f"unknown grading mode {mode!r}; expected one of {MODES}")
     if given is None:
         return False
-    if mode == "fixed":
-        return _grade_fixed(given, ground_truth)
-    return _grade(given, ground_truth, fixed=False)
+    try:
+        if mode == "fixed":
+            return _grade_fixed(given, ground_truth)
+        return _grade(given, ground_truth, fixed=False)
+    except RecursionError:  # thousands of nested braces: not an answer we can read
+        return False
 
 
 def _grade(given, truth, fixed):
@@ -352,8 +357,9 @@ def _evaluate(request):
 
     def parse(text):
         names = {"i": sympy.I}
-        unevaluated = sp.parse_expr(text, local_dict=names, transformations=transformations,
-                                    evaluate=False)
+        with sympy.evaluate(False):  # see the size of 9^(9^9) or 10^6! before building it
+            unevaluated = sp.parse_expr(text, local_dict=names, transformations=transformations,
+                                        evaluate=False)
         if _too_big(unevaluated):
             raise ValueError("number too large to evaluate")
         return sp.parse_expr(text, local_dict=names, transformations=transformations)
@@ -396,8 +402,10 @@ def _too_big(expr):
         base = abs(complex(expr.base.evalf(15)))
         exponent = abs(complex(expr.exp.evalf(15)))
         return base > 0 and exponent * abs(math.log2(base)) > _MAX_BITS
-    if isinstance(expr, (sympy.factorial, sympy.binomial)) and expr.args[0].is_number:
-        return abs(complex(expr.args[0].evalf(15))) > 50_000
+    if isinstance(expr, (sympy.factorial, sympy.binomial)) and expr.is_number:
+        n = abs(complex(expr.args[0].evalf(15)))
+        k = abs(complex(expr.args[-1].evalf(15)))  # binomial(n, k) costs min(k, n-k) steps
+        return min(k, abs(n - k)) > 50_000 if len(expr.args) == 2 else n > 50_000
     return False
 
 

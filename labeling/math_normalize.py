@@ -275,6 +275,7 @@ def _split_top_level(inner):
 _FUNCTIONS = ("arcsin", "arccos", "arctan", "sin", "cos", "tan", "sec", "csc", "cot",
               "ln", "log", "exp")
 _COMMAND = re.compile(r"\\([A-Za-z]+)")
+_NUMBER = re.compile(r"\d+\.?\d*")
 _SIMPLE_OPERAND = re.compile(r"^\s*-?(\d+\.?\d*|\.\d+|[A-Za-z]|\\[A-Za-z]+)\s*$")
 
 
@@ -361,14 +362,16 @@ def _function_application(name, s, pos):
             power = value
     while pos < len(s) and s[pos] == " ":
         pos += 1
-    if s.startswith("(", pos) or s.startswith("\\left(", pos):
-        arg = None  # already bracketed: leave it to the later passes
+    number = _NUMBER.match(s, pos)
+    if s.startswith("(", pos):
+        close = _closing_paren(s, pos)
+        arg, pos = s[pos + 1:close], close + 1
+    elif s.startswith("\\left(", pos):
+        arg = None  # \left( ... \right): left to pylatexenc, as bracketed text
+    elif number:
+        arg, pos = number.group(0), number.end()
     else:
-        number = re.match(r"\d+\.?\d*", s[pos:])
-        if number:
-            arg, pos = number.group(0), pos + number.end()
-        else:
-            arg, pos = _argument(s, pos)
+        arg, pos = _argument(s, pos)
     if name == "log" and base is not None and arg is not None:
         text = "log(%s,%s)" % (_plain(arg), _plain(base))
     else:
@@ -378,6 +381,15 @@ def _function_application(name, s, pos):
             raise ValueError("power of a bracketed function argument")
         text = "%s^(%s)" % (text, _plain(power))
     return text, pos
+
+
+def _closing_paren(s, pos):
+    depth = 0
+    for end in range(pos, len(s)):
+        depth += {"(": 1, ")": -1}.get(s[end], 0)
+        if depth == 0:
+            return end
+    raise ValueError("unbalanced parentheses")
 
 
 def _plain(latex):
@@ -450,11 +462,13 @@ def _split_unit(answer):
 
 def _mark_number_gaps(answer):
     def gap(match):
-        behind = answer[:match.start()].rstrip("0123456789")
-        if behind.endswith(("_", "^")):  # "\log_2 8": the digit is an index
+        start = match.start()
+        while start > 0 and answer[start - 1].isdigit():
+            start -= 1
+        if answer[start - 1:start] in ("_", "^"):  # "\log_2 8": the digit is an index
             return match.group(0)
-        ahead = answer[match.end():]
-        return match.group(0) if _MIXED_NUMBER_AHEAD.match(ahead) else NUMBER_GAP
+        mixed = _MIXED_NUMBER_AHEAD.match(answer, match.end())
+        return match.group(0) if mixed else NUMBER_GAP
     return _DIGIT_GAP.sub(gap, answer)
 
 
