@@ -58,6 +58,7 @@ test-postgres:
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 	  echo "=== suite on PostgreSQL ==="; \
 	  DATABASE_URL=$(PG_URL) STEPWISE_REQUIRE_DB=postgresql STEPWISE_TEST_REDIS=$(REDIS_URL) \
+	  TEST_DATABASE_NAME=test_stepwise_$$$$ \
 	    $(PY) -m pytest -q -rs tests; \
 	else echo "!!! PostgreSQL unavailable: PostgreSQL run SKIPPED !!!"; fi
 

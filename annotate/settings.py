@@ -90,6 +90,9 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
+if os.environ.get("TEST_DATABASE_NAME"):
+    # Lets concurrent test runs against one PostgreSQL server each use their own test database.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Imports hold one long write transaction; give concurrent readers time instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
