@@ -96,6 +96,8 @@ if os.environ.get("TEST_DATABASE_NAME"):
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Imports hold one long write transaction; give concurrent readers time instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Take the write lock at BEGIN so concurrent writers wait instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

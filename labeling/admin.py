@@ -220,3 +220,70 @@ class CompletionAdmin(admin.ModelAdmin):
     @admin.display(description="text")
     def short_text(self, obj):
         return short(obj.text, 80)
+
+
+# --- Quality control --------------------------------------------------------------------------------
+# Appended rather than edited above, so parallel work on this file merges cleanly: the annotator
+# admin is extended by subclassing and registered again.
+
+class AnnotatorQualityAdmin(AnnotatorAdmin):
+    list_display = ("__str__", "labeler", "screening_passed", "cleared_by_admin", "screening_score", "qc_count",
+                    "qc_step_agreement", "qc_first_error_agreement", "qc_score", "created")
+    readonly_fields = ("labeler", "screening_score", "qc_count", "qc_step_agreement", "qc_first_error_agreement",
+                       "qc_score")
+    actions = ["clear_for_round_tasks"]
+
+    @admin.action(description="Clear for round tasks (overrides a failed screening)")
+    def clear_for_round_tasks(self, request, queryset):
+        from labeling.services.quality import annotators_clear
+
+        cleared = annotators_clear(annotators=queryset)
+        messages.success(request, f"{cleared} annotator(s) cleared for round tasks.")
+
+
+admin.site.unregister(models.Annotator)
+admin.site.register(models.Annotator, AnnotatorQualityAdmin)
+
+
+class TaskForm(forms.ModelForm):
+    class Meta:
+        model = models.Task
+        fields = "__all__"
+
+    def clean(self):
+        from labeling.formats.errors import DataError
+        from labeling.services.quality import GOLD_KINDS, gold_validate
+
+        data = super().clean()
+        solution, gold = data.get("solution"), data.get("gold_ratings")
+        if solution is not None and (data.get("kind") in GOLD_KINDS or gold is not None):
+            try:
+                gold_validate(gold, len(solution.steps))
+            except DataError as exc:
+                raise forms.ValidationError({"gold_ratings": f"{exc.field}: {exc.message}"}) from None
+        return data
+
+
+class TaskAdmin(admin.ModelAdmin):
+    form = TaskForm
+    list_display = ("id", "kind", "round", "solution_id", "priority", "overlap", "taken", "submitted", "gold_ratings",
+                    "created")
+    list_filter = ("kind", "round")
+    raw_id_fields = ("solution",)
+    readonly_fields = ("taken", "submitted", "created")
+    list_select_related = ("round",)
+
+
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("id", "task", "annotator", "status", "leased_at", "expires_at", "submitted_at", "annotation_id")
+    list_filter = ("status", "task__kind")
+    search_fields = ("annotator__user__username",)
+    raw_id_fields = ("task", "annotator", "annotation")
+    readonly_fields = ("draft", "draft_saved_at")
+    list_select_related = ("task", "annotator__user")
+
+
+# The queue work may register these as well: where its registration comes first, it is kept.
+for model, model_admin in ((models.Task, TaskAdmin), (models.Assignment, AssignmentAdmin)):
+    if not admin.site.is_registered(model):
+        admin.site.register(model, model_admin)

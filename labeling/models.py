@@ -142,7 +142,16 @@ class Annotator(models.Model):
     screening_passed = models.BooleanField(null=True, blank=True)
     cleared_by_admin = models.BooleanField(default=False)
     qc_score = models.FloatField(null=True, blank=True)
+    # Aggregates over this annotator's scored QC annotations, kept by labeling.services.quality.
+    qc_count = models.PositiveIntegerField(default=0, help_text="QC tasks scored against gold")
+    qc_step_agreement = models.FloatField(null=True, blank=True,
+                                          help_text="mean share of gold steps rated exactly as gold")
+    qc_first_error_agreement = models.FloatField(null=True, blank=True,
+                                                 help_text="share of QC tasks with the gold first error")
+    screening_score = models.FloatField(null=True, blank=True, help_text="mean gold score on screening tasks")
     created = models.DateTimeField(auto_now_add=True)
+    # Kept by the queue (labeling.services.queue): QC mixing serves every n-th of these as QC.
+    leases_taken = models.PositiveIntegerField(default=0, help_text="round and QC leases taken so far")
 
     def __str__(self):
         return self.user.get_username() if self.user_id else str(self.labeler)
@@ -177,6 +186,9 @@ class Annotation(models.Model):
     source_hash = models.CharField(max_length=64, null=True, blank=True, unique=True,
                                    help_text="sha256 of the imported line: importing twice adds nothing")
     client_id = models.UUIDField(null=True, blank=True, unique=True)
+    # Set when the annotation answered a task with gold ratings (QC or screening); null otherwise.
+    gold_step_agreement = models.FloatField(null=True, blank=True)
+    gold_first_error_match = models.BooleanField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -284,10 +296,19 @@ class Task(models.Model):
 
     class Meta:
         ordering = ["-priority", "id"]
-        indexes = [models.Index(fields=["kind", "-priority", "id"], name="task_queue_order")]
+        indexes = [
+            models.Index(fields=["kind", "-priority", "id"], name="task_queue_order"),
+            # The queue reads only open tasks: full ones leave this index, so serving stays fast when the
+            # top of a 100,000-task queue is taken.
+            models.Index(fields=["kind", "-priority", "id"], condition=Q(taken__lt=models.F("overlap")),
+                         name="task_open_queue"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(taken__lte=models.F("overlap")), name="task_not_over_leased"),
             models.UniqueConstraint(fields=["solution", "round", "kind"], name="one_task_per_solution_round"),
+            # NULLs are distinct in the constraint above: this one covers tasks outside any round.
+            models.UniqueConstraint(fields=["solution", "kind"], condition=Q(round__isnull=True),
+                                    name="one_task_per_solution_outside_rounds"),
         ]
 
     def __str__(self):
@@ -312,10 +333,21 @@ class Assignment(models.Model):
     draft_saved_at = models.DateTimeField(null=True, blank=True)
     annotation = models.OneToOneField(Annotation, null=True, blank=True, on_delete=models.PROTECT,
                                       related_name="assignment")
+    # Why the annotator stopped (required for bad_problem and give_up); PRM800K has no place for it.
+    reason = models.TextField(null=True, blank=True)
+    # Whose rules the lease follows (answer hint, human completions, lease length, the annotation's
+    # generation): its task's round, except that a QC task takes the round it was mixed into, so
+    # that nothing tells it apart from the round tasks around it.
+    round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="never_the_same_task_twice")]
-        indexes = [models.Index(fields=["status", "expires_at"], name="assignment_expiry")]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="assignment_expiry"),
+            # An annotator's live lease, read on every queue call. (A bitmap scan of assignment_expiry
+            # would read every lease ever submitted until VACUUM: it never skips dead index entries.)
+            models.Index(fields=["annotator"], condition=Q(status="leased"), name="assignment_live_lease"),
+        ]
 
     def __str__(self):
         return f"assignment {self.pk} ({self.status})"

@@ -1,1 +1,15 @@
-urlpatterns = []  # filled by the queue/API work (issue 3)
+from django.urls import path, re_path
+
+from labeling.api import views
+from labeling.api.errors import not_found
+
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    path("queue/", views.QueueSummaryView.as_view(), name="api-queue"),
+    path("queue/next/", views.QueueNextView.as_view(), name="api-queue-next"),
+    path("assignments/<int:assignment_id>/", views.AssignmentView.as_view(), name="api-assignment"),
+    path("assignments/<int:assignment_id>/draft/", views.DraftView.as_view(), name="api-assignment-draft"),
+    path("assignments/<int:assignment_id>/submit/", views.SubmitView.as_view(), name="api-assignment-submit"),
+    path("schema/", views.SchemaView.as_view(), name="api-schema"),
+    re_path(r"", not_found),  # anything else under /api/: a JSON 404
+]

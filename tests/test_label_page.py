@@ -1,0 +1,319 @@
+"""The labeling page in real headless Chromium against the live server and the real API."""
+import json
+from pathlib import Path
+
+import pytest
+
+from labeling.models import Annotation, Assignment, Completion, Problem, Round, Solution, StepLabel, Task
+from tests.browser import chromium, log_in, wait_until
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+ui = pytest.mark.django_db(transaction=True)
+
+PROBLEM = r"What is the sum of all values of $x$ that satisfy $x^2 - 5x + 6 = 0$?"
+STEPS = [
+    r"I can factor the quadratic: $x^2 - 5x + 6 = (x-2)(x-3)$.",
+    r"So the solutions are \(x = 2\) and \(x = 3\), and their sum is \[2 + 3 = 5.\]",
+    r"As a check, Vieta's formulas give the sum of the roots as $$-\frac{b}{a} = -\frac{-5}{1} = 5.$$",
+    "# Answer\n\n5",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from chromium()
+
+
+@pytest.fixture
+def By():
+    from selenium.webdriver.common.by import By
+    return By
+
+
+def make_task(*, steps=STEPS, problem=PROBLEM, answer="5", alternatives=None, human=False, priority=0.0):
+    rnd, _ = Round.objects.get_or_create(number=1, defaults={"allow_human_completion": human})
+    if rnd.allow_human_completion != human:
+        rnd.allow_human_completion = human
+        rnd.save()
+    prob = Problem.objects.create(text=problem, answer=answer)
+    solution = Solution.objects.create(problem=prob, steps=steps, final_answer=answer)
+    return Task.objects.create(solution=solution, round=rnd, priority=priority, alternatives=alternatives or {})
+
+
+def ready(annotator_user):
+    """Annotators in these tests are past screening: the page, not the gate, is under test."""
+    annotator = annotator_user.annotator
+    annotator.screening_passed = True
+    annotator.cleared_by_admin = True
+    annotator.save()
+    return annotator_user
+
+
+def open_page(browser, live_server, By):
+    log_in(browser, live_server.url, "bob", "bob-pw")
+    wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#steps li.step") or
+               not d.find_element(By.ID, "empty").get_attribute("hidden"), message="the page loaded no task")
+
+
+def steps(browser, By):
+    return browser.find_elements(By.CSS_SELECTOR, "#steps > li.step")
+
+
+def click_rating(item, rating):
+    from selenium.webdriver.common.by import By
+    item.find_element(By.CSS_SELECTOR, f":scope > .step-body > .step-actions .rate[data-rating='{rating}']").click()
+
+
+def pressed(item):
+    from selenium.webdriver.common.by import By
+    buttons = item.find_elements(By.CSS_SELECTOR, ":scope > .step-body > .step-actions .rate[aria-pressed='true']")
+    return int(buttons[0].get_attribute("data-rating")) if buttons else None
+
+
+def keys(browser, *sequence):
+    from selenium.webdriver.common.action_chains import ActionChains
+    chain = ActionChains(browser)
+    for key in sequence:
+        chain.send_keys(key)
+    chain.perform()
+
+
+def wait_saved(browser, By):
+    wait_until(browser, lambda d: d.find_element(By.ID, "save-status").text == "Saved", message="draft not saved")
+
+
+def wait_submitted(browser, By):
+    wait_until(browser, lambda d: Annotation.objects.exists(), message="no annotation was stored")
+    wait_until(browser, lambda d: not d.find_element(By.ID, "loading").is_displayed(), message="stuck loading")
+
+
+def screenshot(browser, path):
+    size = browser.get_window_size()
+    browser.set_window_size(1200, 1240)
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(path))
+    browser.set_window_size(size["width"], size["height"])
+
+
+def no_script_ran(browser):
+    assert browser.execute_script("return window.__alerts") == []
+    assert browser.execute_script("return window.__xss === undefined")
+
+
+@ui
+def test_it_rates_by_mouse_and_keyboard_renders_math_and_submits(browser, live_server, bob, By):
+    ready(bob)
+    make_task(priority=2.0)
+    open_page(browser, live_server, By)
+    assignment = Assignment.objects.get()
+    assert browser.current_url.endswith(f"/label/{assignment.id}/")
+
+    assert browser.find_elements(By.CSS_SELECTOR, "#problem .katex")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#steps .katex")) >= 4
+    assert browser.find_elements(By.CSS_SELECTOR, "#steps .katex-display")  # \[...\] and $$...$$
+    assert browser.find_element(By.ID, "answer-hint").text.startswith("(Answer:")
+    assert "Keys" in browser.find_element(By.CSS_SELECTOR, ".keys").text
+
+    items = steps(browser, By)
+    assert "current" in items[0].get_attribute("class")
+    assert [i.get_attribute("aria-disabled") for i in items] == ["false", "true", "true", "true"]
+    click_rating(items[0], 1)                       # mouse
+    assert pressed(items[0]) == 1 and items[1].get_attribute("aria-disabled") == "false"
+    keys(browser, "f", "2")                          # keyboard: step 2 flagged unsure, then neutral
+    assert pressed(items[1]) == 0
+    assert items[1].find_element(By.CSS_SELECTOR, ".flag").get_attribute("aria-pressed") == "true"
+    assert "current" in items[2].get_attribute("class")
+    keys(browser, "+")
+    assert pressed(items[2]) == 1
+    keys(browser, "u")                               # undo reopens step 3
+    assert pressed(items[2]) is None and "current" in items[2].get_attribute("class")
+    keys(browser, "k", "j")                          # navigation lands back on step 3
+    assert "current" in items[2].get_attribute("class")
+    wait_saved(browser, By)
+    if DOCS.is_dir():
+        screenshot(browser, DOCS / "labeling-page.png")
+
+    assert browser.find_element(By.ID, "submit").get_attribute("disabled") == "true"
+    keys(browser, "3", "3")
+    assert browser.find_element(By.ID, "submit").is_enabled()
+    assert "ready to submit" in browser.find_element(By.ID, "progress").text
+    keys(browser, "\ue007")                          # Enter
+    wait_submitted(browser, By)
+
+    annotation = Annotation.objects.get()
+    assert annotation.finish_reason == "solution"
+    assert annotation.total_time_ms > 0
+    assert annotation.annotator.user == bob
+    labels = StepLabel.objects.filter(annotation=annotation).order_by("index")
+    assert [label.index for label in labels] == [0, 1, 2, 3]
+    rated = Completion.objects.filter(annotation=annotation, index=0).order_by("step_index")
+    assert [(c.rating, bool(c.flagged)) for c in rated] == [(1, False), (0, True), (1, False), (1, False)]
+    assert rated[0].text == STEPS[0]
+    wait_until(browser, lambda d: d.find_element(By.ID, "empty").is_displayed(), message="no 'No more tasks'")
+    assert "No more tasks" in browser.find_element(By.ID, "empty").text
+
+
+@ui
+def test_it_stops_at_the_first_negative_step_and_rates_the_alternatives(browser, live_server, bob, By):
+    ready(bob)
+    alternatives = {"2": [r"Instead, the sum of the roots is $-b/a = 5$.", "The roots sum to $6$."]}
+    make_task(steps=STEPS + ["Extra step after the answer."], alternatives=alternatives, human=True)
+    open_page(browser, live_server, By)
+    items = steps(browser, By)
+    click_rating(items[0], 1)
+    click_rating(items[1], 0)
+    click_rating(items[2], -1)
+    assert [i.get_attribute("aria-disabled") for i in items] == ["false", "false", "false", "true", "true"]
+    for later in items[3:]:
+        assert not any(b.is_enabled() for b in later.find_elements(By.CSS_SELECTOR, ".rate"))
+    alts = browser.find_elements(By.CSS_SELECTOR, "#alternative-list > li.step")
+    assert len(alts) == 2 and alts[0].find_elements(By.CSS_SELECTOR, ".katex")
+    assert browser.find_element(By.ID, "submit").get_attribute("disabled") == "true"  # alternatives unrated
+    keys(browser, "3", "1", "f")                     # keys rate the alternatives in turn
+    assert pressed(alts[0]) == 1 and pressed(alts[1]) == -1
+    browser.find_element(By.ID, "human-completion").send_keys("The sum is $2 + 3 = 5$.")
+    browser.find_element(By.ID, "submit").click()
+    wait_submitted(browser, By)
+
+    annotation = Annotation.objects.get()
+    assert annotation.finish_reason == "found_error"
+    assert StepLabel.objects.filter(annotation=annotation).count() == 3
+    completions = {(c.step_index, c.text): (c.rating, bool(c.flagged))
+                   for c in Completion.objects.filter(annotation=annotation)}
+    assert completions[(2, STEPS[2])] == (-1, False)
+    assert completions[(2, alternatives["2"][0])] == (1, False)
+    assert completions[(2, alternatives["2"][1])] == (-1, True)
+    assert not Completion.objects.filter(annotation=annotation, step_index__gte=3).exists()
+    assert "2 + 3 = 5" in json.dumps(human_completion_of(annotation))
+
+
+def human_completion_of(annotation):
+    """Wherever the API keeps it: the -1 step's human text, or a completion row."""
+    label = StepLabel.objects.get(annotation=annotation, index=2)
+    texts = [label.human_text] + list(Completion.objects.filter(annotation=annotation).values_list("text", flat=True))
+    return [t for t in texts if t and "2 + 3 = 5" in t]
+
+
+@ui
+def test_it_restores_the_draft_after_a_reload(browser, live_server, bob, By):
+    ready(bob)
+    make_task()
+    open_page(browser, live_server, By)
+    items = steps(browser, By)
+    click_rating(items[0], 1)
+    keys(browser, "-", "u", "f", "0")
+    wait_saved(browser, By)
+    assignment = Assignment.objects.get()
+    assert assignment.draft["ratings"] == [1, 0] and assignment.draft["flags"][1] is True
+    client_id = assignment.draft["client_id"]
+
+    browser.execute_script("localStorage.clear()")   # the server's copy alone must bring it back
+    browser.refresh()
+    wait_until(browser, lambda d: len(steps(d, By)) == 4)
+    items = steps(browser, By)
+    assert [pressed(i) for i in items] == [1, 0, None, None]
+    assert items[1].find_element(By.CSS_SELECTOR, ".flag").get_attribute("aria-pressed") == "true"
+    assert "current" in items[2].get_attribute("class")
+    keys(browser, "3", "3")
+    wait_saved(browser, By)
+    keys(browser, "\ue007")
+    wait_submitted(browser, By)
+    annotation = Annotation.objects.get()
+    assert str(annotation.client_id) == client_id and annotation.finish_reason == "solution"
+
+
+@ui
+def test_it_retries_a_failed_save_and_submit_until_the_network_is_back(browser, live_server, bob, By):
+    ready(bob)
+    make_task()
+    open_page(browser, live_server, By)
+    wait_saved(browser, By)
+    browser.set_network_conditions(offline=True, latency=0, download_throughput=-1, upload_throughput=-1)
+    try:
+        click_rating(steps(browser, By)[0], 1)
+        wait_until(browser, lambda d: "Not saved — retrying" in d.find_element(By.ID, "save-status").text)
+        keys(browser, "3", "3", "3", "\ue007")
+        wait_until(browser, lambda d: "Not submitted — retrying" in d.find_element(By.ID, "save-status").text)
+        assert not Annotation.objects.exists()
+    finally:
+        browser.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
+    wait_until(browser, lambda d: Annotation.objects.exists(), timeout=20)
+    wait_until(browser, lambda d: d.find_element(By.ID, "empty").is_displayed())
+    assert Annotation.objects.get().finish_reason == "solution"
+
+
+@ui
+def test_it_submits_a_bad_problem_with_a_reason(browser, live_server, bob, By):
+    ready(bob)
+    make_task(priority=1.0)
+    second = make_task(problem="Second problem: what is $1+1$?", steps=["$1+1=2$.", "# Answer\n\n2"], answer="2")
+    open_page(browser, live_server, By)
+    click_rating(steps(browser, By)[0], 1)
+    browser.find_element(By.ID, "bad-problem").click()
+    reason = browser.find_element(By.ID, "reason")
+    wait_until(browser, lambda d: reason.is_displayed())
+    browser.find_element(By.ID, "reason-submit").click()            # no reason yet: refused on the page
+    assert "reason" in browser.find_element(By.ID, "status").text
+    reason.send_keys("The problem statement is ambiguous.")
+    browser.find_element(By.ID, "reason-submit").click()
+    wait_submitted(browser, By)
+
+    annotation = Annotation.objects.get()
+    assert annotation.finish_reason == "bad_problem"
+    assert Assignment.objects.get(annotation=annotation).reason == "The problem statement is ambiguous."
+    # The next task follows by itself.
+    wait_until(browser, lambda d: "Second problem" in d.find_element(By.ID, "problem").text)
+    assert Assignment.objects.get(status="leased").task == second
+
+
+@ui
+def test_it_shows_step_text_as_text_never_as_html(browser, live_server, bob, By):
+    ready(bob)
+    evil = ["<script>alert(1)</script> and $x^2$", "<img src=x onerror=\"window.__xss=1;alert(2)\"> then",
+            "<b>not bold</b> & \\(y\\)"]
+    make_task(steps=evil, problem="<img src=y onerror=alert(3)> Problem with $z$", answer="<i>5</i>")
+    open_page(browser, live_server, By)
+    items = steps(browser, By)
+    assert "<script>alert(1)</script> and" in items[0].text
+    assert '<img src=x onerror="window.__xss=1;alert(2)"> then' in items[1].text
+    assert "<b>not bold</b> &" in items[2].text
+    assert "<img src=y onerror=alert(3)>" in browser.find_element(By.ID, "problem").text
+    app = browser.find_element(By.ID, "label-app")
+    assert not app.find_elements(By.CSS_SELECTOR, "img, b, i, script")
+    assert browser.find_elements(By.CSS_SELECTOR, "#steps .katex")
+    no_script_ran(browser)
+
+
+@ui
+def test_it_shows_api_errors_to_the_annotator(browser, live_server, bob, By):
+    ready(bob)
+    make_task()
+    open_page(browser, live_server, By)
+    Assignment.objects.update(status=Assignment.Status.EXPIRED)   # the lease was taken away meanwhile
+    keys(browser, "3", "3", "3", "3", "\ue007")
+    status = browser.find_element(By.ID, "status")
+    wait_until(browser, lambda d: status.is_displayed() and status.text.startswith("Not submitted:"))
+    assert "expired" in status.text and not Annotation.objects.exists()
+    status.find_element(By.XPATH, ".//button[.='Take the next task']").click()
+    wait_until(browser, lambda d: d.find_element(By.ID, "empty").is_displayed())
+    assert not status.is_displayed()
+
+
+@pytest.mark.django_db
+def test_it_guards_the_page(client, bob, django_user_model):
+    assert client.get("/label/").url.startswith("/login/")
+    carol = django_user_model.objects.create_user("carol", password="carol-pw")
+    from labeling.services.accounts import annotator_create
+    other = annotator_create(username="dave", password="dave-pw")
+    task = make_task()
+    from django.utils import timezone
+    theirs = Assignment.objects.create(task=task, annotator=other, leased_at=timezone.now(),
+                                       expires_at=timezone.now())
+    client.force_login(bob)
+    page = client.get("/label/")
+    assert page.status_code == 200 and b"label.js" in page.content and b"katex.min.js" in page.content
+    assert b"cdn" not in page.content.lower()
+    assert client.get(f"/label/{theirs.id}/").status_code == 404
+    assert b"Check the queue" in client.get("/").content or b"Start labeling" in client.get("/").content
+    client.force_login(carol)
+    assert client.get("/label/").status_code == 200
