@@ -1,0 +1,70 @@
+"""Every URL the project routes (outside the Django admin, covered in test_permissions), for anonymous,
+annotator and admin. A new route without an entry here fails the first test."""
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from labeling.models import Export
+
+# route -> (method, anonymous, annotator, admin) expected status codes; 302 means "sent to log in"
+# for anonymous. Ids point at rows the fixture makes or at nothing (404 is fine where nothing exists).
+EXPECTED = {
+    "login/": ("get", {200}, {200}, {200}),
+    "logout/": ("post", {302}, {302}, {302}),
+    "api/auth/token/": ("post", {400}, {400}, {400}),  # open by design: it is how a client logs in
+    "api/queue/": ("get", {401, 403}, {403}, {200}),
+    "api/queue/next/": ("post", {401, 403}, {204}, {403}),  # an admin without an annotator profile labels nothing
+    # Nobody reaches an assignment that is not theirs; an empty submit body may be refused first (400).
+    "api/assignments/<int:assignment_id>/": ("get", {401, 403}, {404}, {403, 404}),
+    "api/assignments/<int:assignment_id>/draft/": ("put", {401, 403}, {400, 404}, {400, 403, 404}),
+    "api/assignments/<int:assignment_id>/submit/": ("post", {401, 403}, {400, 404}, {400, 403, 404}),
+    "api/schema/": ("get", {401, 403}, {200}, {200}),
+    "api/": ("get", {401, 403, 404}, {404}, {404}),
+    "dashboard/": ("get", {302}, {403}, {200}),
+    "": ("get", {302}, {200}, {200}),
+    "label/": ("get", {302}, {200}, {200}),
+    "label/<int:assignment_id>/": ("get", {302}, {404}, {404}),
+    "exports/<int:export_id>/download/": ("get", {302}, {302}, {200}),
+}
+
+
+def routes(patterns=None, prefix=""):
+    for p in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(p, URLResolver):
+            if str(p.pattern) == "admin/":
+                continue
+            yield from routes(p.url_patterns, prefix + str(p.pattern))
+        elif isinstance(p, URLPattern):
+            yield prefix + str(p.pattern)
+
+
+def concrete(route, export_id):
+    return "/" + route.replace("<int:assignment_id>", "999999").replace("<int:export_id>", str(export_id))
+
+
+def test_every_route_has_expectations():
+    assert set(routes()) == set(EXPECTED)
+
+
+@pytest.fixture
+def export(db, tmp_path, settings):
+    settings.EXPORT_DIR = tmp_path
+    (tmp_path / "export-1.jsonl").write_text("{}\n")
+    return Export.objects.create(status=Export.Status.DONE, file="export-1.jsonl")
+
+
+@pytest.mark.parametrize("who", ["anonymous", "annotator", "admin"])
+@pytest.mark.django_db
+def test_every_route_for_every_role(client, who, alice, bob, export):
+    if who != "anonymous":
+        client.force_login(bob if who == "annotator" else alice)
+    column = {"anonymous": 1, "annotator": 2, "admin": 3}[who]
+    for route, spec in EXPECTED.items():
+        method = spec[0]
+        url = concrete(route, export.id)
+        kwargs = {"content_type": "application/json", "data": "{}"} if method in ("post", "put") else {}
+        response = getattr(client, method)(url, **kwargs)
+        assert response.status_code in spec[column], f"{who} {method.upper()} {url}: {response.status_code}"
+        if who == "anonymous" and response.status_code == 302:
+            assert "/login/" in response.url, url
+        if who != "anonymous" and route == "logout/":
+            client.force_login(bob if who == "annotator" else alice)
