@@ -74,6 +74,7 @@ demo: install
 
 bench: install services
 	DATABASE_URL=$(PG_URL) $(PY) bench/io.py
+	DATABASE_URL=$(PG_URL) $(PY) bench/queue.py
 
 clean:
 	rm -rf $(VENV) stepwise.sqlite3 media

@@ -26,8 +26,10 @@ def test_it_loads_the_demo_and_prints_the_logins(client):
     assert Solution.objects.filter(is_correct__isnull=True).count() == 0
     assert 0.3 * 160 < wrong < 0.7 * 160  # a real mix of correct and wrong final answers
     assert "admin" in out.getvalue() and "stepwise-annotator" in out.getvalue()
+    from labeling.models import Task
+    assert Task.objects.count() == 160
     call_command("load_demo", stdout=io.StringIO())
-    assert Problem.objects.count() == 40 and Solution.objects.count() == 160
+    assert Problem.objects.count() == 40 and Solution.objects.count() == 160 and Task.objects.count() == 160
     assert client.login(username="annotator", password="stepwise-annotator")
     assert client.login(username="admin", password="stepwise-admin")
 

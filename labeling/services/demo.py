@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 
 from labeling.services.accounts import annotator_create
 from labeling.services.problem_import import problems_import
+from labeling.services.queue import tasks_enqueue
 from labeling.services.solution_import import solutions_import
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
@@ -16,6 +17,7 @@ LOGINS = (("admin", "stepwise-admin", True), ("annotator", "stepwise-annotator",
 class DemoResult:
     problems: int
     solutions: int
+    queued: int
     logins: tuple
 
 
@@ -26,4 +28,6 @@ def demo_load() -> DemoResult:
     for username, password, admin in LOGINS:
         if not User.objects.filter(username=username).exists():
             annotator_create(username=username, password=password, admin=admin)
-    return DemoResult(problems=problems.created, solutions=solutions.created, logins=LOGINS)
+    # Annotators can start at once; the active-learning round will later re-prioritise by selector score.
+    queued = tasks_enqueue(overlap=1)
+    return DemoResult(problems=problems.created, solutions=solutions.created, queued=queued, logins=LOGINS)

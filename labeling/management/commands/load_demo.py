@@ -11,11 +11,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         result = demo_load()
-        self.stdout.write(f"demo data: {result.problems} new problems, {result.solutions} new solutions")
+        self.stdout.write(f"demo data: {result.problems} new problems, {result.solutions} new solutions, "
+                          f"{result.queued} newly queued for labeling")
         self.stdout.write("")
         self.stdout.write("=" * 60)
         self.stdout.write(f"  Stepwise demo at {opts['url']}")
         for username, password, admin in result.logins:
             role = "admin    " if admin else "annotator"
             self.stdout.write(f"  {role}  login: {username:<10} password: {password}")
+        self.stdout.write("  annotators label at /label/, admins use /admin/ and /dashboard/")
         self.stdout.write("=" * 60)
