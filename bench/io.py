@@ -382,7 +382,8 @@ def first_difference(a, b):
         for number, (la, lb) in enumerate(zip(fa, fb), 1):
             if la != lb:
                 col = next((i for i, (x, y) in enumerate(zip(la, lb)) if x != y), min(len(la), len(lb)))
-                return f"line {number}, byte {col}: {la[max(0, col - 40):col + 40]!r} vs {lb[max(0, col - 40):col + 40]!r}"
+                start = max(0, col - 40)
+                return f"line {number}, byte {col}: {la[start:col + 40]!r} vs {lb[start:col + 40]!r}"
     return "one file is a prefix of the other"
 
 
@@ -434,7 +435,8 @@ def main(args):
 
     failures = 0 if identical else 1
     print()
-    print(f"machine: {os.cpu_count()} CPU cores; PostgreSQL at {urlsplit(base).hostname}:{urlsplit(base).port or 5432}, "
+    server = f"{urlsplit(base).hostname}:{urlsplit(base).port or 5432}"
+    print(f"machine: {os.cpu_count()} CPU cores; PostgreSQL at {server}, "
           f"scratch database {args.db}; {gen['annotations']:,} annotations, {gen['steps']:,} steps, "
           f"{gen['completions']:,} completions")
     print(f"{'phase':<7}{'rows':>10}{'seconds':>9}{'ann/s':>8}{'steps/s':>10}{'peak MB':>9}"

@@ -72,7 +72,11 @@ def test_a_real_worker_runs_the_export(worker, shared_data):
         time.sleep(0.3)
     assert export.status == Export.Status.DONE, export.error or export.status
     assert export.celery_task_id
-    # The worker process did it (not this process in embedded mode): its log names the task.
-    assert f"[{export.celery_task_id}] succeeded" in worker.log.read_text()
+    # The worker process did it (not this process in embedded mode): its log names the task. The row
+    # is marked done before the worker logs the task's end, so give the log a moment.
+    line = f"[{export.celery_task_id}] succeeded"
+    while line not in worker.log.read_text() and time.time() < deadline:
+        time.sleep(0.2)
+    assert line in worker.log.read_text()
     path = Path(exports.settings.EXPORT_DIR) / export.file
     assert path.read_bytes() == (shared_data / "prm800k_sample.jsonl").read_bytes()

@@ -208,12 +208,14 @@ class _Reader:
         solution_ids = {r[8] for r in rows if r[8]}
         if self.postgres:
             solutions = {sid: (_ascii(steps), answer) for sid, steps, answer in self._rows_in(
-                cursor, f"SELECT id, steps::text, final_answer FROM {Solution._meta.db_table} WHERE @IN(id)", solution_ids)}
+                cursor, f"SELECT id, steps::text, final_answer FROM {Solution._meta.db_table} WHERE @IN(id)",
+                solution_ids)}
             labels = {aid: (_ascii(text), n) for aid, n, text in self._rows_in(cursor, _LABEL_SQL, ids)}
             return self.problems, solutions, labels, True
         solutions = {sid: (json.loads(steps) if isinstance(steps, (str, bytes)) else steps, answer)
                      for sid, steps, answer in self._rows_in(
-                         cursor, f"SELECT id, steps, final_answer FROM {Solution._meta.db_table} WHERE @IN(id)", solution_ids)}
+                         cursor, f"SELECT id, steps, final_answer FROM {Solution._meta.db_table} WHERE @IN(id)",
+                         solution_ids)}
         step_rows = self._rows_in(
             cursor, "SELECT annotation_id, \"index\", completions_null, chosen_completion, human_text, "
             f"human_rating, human_source, human_flagged FROM {StepLabel._meta.db_table} WHERE @IN(annotation_id)", ids)

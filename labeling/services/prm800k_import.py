@@ -4,15 +4,17 @@ Lines are read and validated in chunks and written with bulk inserts inside one 
 bad line anywhere rolls back everything the file had written. A line already imported (same
 sha256) is skipped, so importing a file twice adds nothing.
 
-On PostgreSQL the rows of a chunk go in with COPY, their ids reserved from the sequences first, and
-the COPYs run on a helper thread over the same connection (same transaction) while the next chunk
-is read and validated; the database's work, foreign-key checks included, overlaps the parsing. The
-main thread waits for those writes before it next reads the database. Elsewhere (SQLite, the
-embedded mode) everything runs in order on the one thread.
+On PostgreSQL no model instance is built: a chunk's rows go in with COPY, their ids reserved from
+the sequences first, and the COPYs run on a helper thread over the same connection (so in the same
+transaction) while the main thread builds the chunk's remaining rows and then reads and validates
+the next chunk: the database's work, foreign-key checks included, overlaps the Python work. The
+main thread waits for those writes before it next queries. Elsewhere (SQLite, the embedded mode)
+everything runs in order on the one thread, with the same rows.
 """
 import datetime as dt
 import hashlib
 import json
+import queue
 import threading
 from dataclasses import dataclass, field
 
@@ -86,13 +88,16 @@ def prm800k_import(*, path, progress=None) -> ImportResult:
 class _InlineSink:
     """Rows written at once, in order (any database)."""
 
-    def create(self, model, fields, rows):
+    def reserve(self, model, n):
+        return None  # ids come from the inserts
+
+    def create(self, model, fields, rows, ids=None):
         return create_rows(model, fields, rows)
 
     def insert(self, model, fields, rows):
         insert_rows(model, fields, rows)
 
-    def submit(self):
+    def start(self):
         pass
 
     def flush(self):
@@ -106,69 +111,88 @@ class _InlineSink:
 
 
 class _PostgresSink:
-    """PostgreSQL: ids reserved at once, rows queued and COPYed in order by a helper thread.
+    """PostgreSQL: ids reserved up front, rows queued and COPYed in order by a helper thread.
 
     The helper uses the raw psycopg connection of this thread's Django connection, so its writes
-    are in the import's transaction. Foreign keys are checked as each COPY ends (SET CONSTRAINTS
-    ALL IMMEDIATE, DEFERRED again at the end) so that the checks too overlap the parsing instead of
-    all running at COMMIT; parents are always written before their children.
+    are in the import's transaction. Between start() and the next flush() the main thread must not
+    query (it would wait for the COPY under way), only queue rows. Foreign keys are checked as each
+    COPY ends (SET CONSTRAINTS ALL IMMEDIATE, DEFERRED again at the end) so that the checks too
+    overlap the parsing instead of all running at COMMIT; parents are always queued before children.
     """
 
     def __init__(self):
-        self.batch = []
-        self.thread = None
-        self.error = None
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         self.raw = connection.connection
+        self.queue = queue.Queue()
+        self.held = []  # queued before start()
+        self.started = False
+        self.error = None
+        self.abandoned = False
+        self.thread = threading.Thread(target=self._work, name="prm800k-import-copy", daemon=True)
+        self.thread.start()
 
-    def create(self, model, fields, rows):
-        ids = allocate_ids(model, len(rows))
-        if rows:
-            self.batch.append((model, [model._meta.pk.name, *fields], [(i, *row) for i, row in zip(ids, rows)]))
-        return ids
+    def reserve(self, model, n):
+        return allocate_ids(model, n)
+
+    def create(self, model, fields, rows, ids=None):
+        if ids is None:
+            ids = allocate_ids(model, len(rows))
+        self._put(model, [model._meta.pk.name, *fields], [(i, *row) for i, row in zip(ids, rows)])
+        return ids[:len(rows)]
 
     def insert(self, model, fields, rows):
-        if rows:
-            self.batch.append((model, fields, rows))
+        self._put(model, fields, rows)
 
-    def submit(self):
-        """Start writing what is queued; the caller must flush() before its next query."""
-        self.flush()
-        batch, self.batch = self.batch, []
-        if batch:
-            self.thread = threading.Thread(target=self._write, args=(batch,), name="prm800k-import-copy",
-                                           daemon=True)
-            self.thread.start()
+    def _put(self, model, fields, rows):
+        if not rows:
+            return
+        if self.started:
+            self.queue.put((model, fields, rows))
+        else:
+            self.held.append((model, fields, rows))
 
-    def _write(self, batch):
-        try:
-            for model, fields, rows in batch:
-                copy_rows(self.raw, model, fields, rows)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by flush()
-            self.error = exc
+    def start(self):
+        """Let the helper write what is queued, and from now on what gets queued."""
+        self.started = True
+        for item in self.held:
+            self.queue.put(item)
+        self.held = []
+
+    def _work(self):
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None and not self.abandoned:  # after an error, only drain
+                    copy_rows(self.raw, *item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread by flush()
+                self.error = exc
+            finally:
+                self.queue.task_done()
 
     def flush(self):
-        """Wait for the writes under way; raise their error here, as a Django database error."""
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
+        """Wait until everything queued is written; raise a write's error here, as Django's."""
+        self.start()
+        self.queue.join()
+        self.started = False
         if self.error is not None:
-            error, self.error = self.error, None
             with connection.wrap_database_errors:
-                raise error
+                raise self.error
 
     def finish(self):
-        """All written: wait for the last writes and give the transaction back its deferred checks."""
+        """All written: give the transaction back its deferred checks."""
         self.flush()
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
     def close(self):
-        """On any exit, never leave the helper writing while the transaction ends."""
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
+        """On any exit, the helper stops (after what it was given) before the transaction ends."""
+        self.held = []
+        self.abandoned = True  # after finish() nothing is left; on an error, what is left is not written
+        self.queue.put(None)
+        self.thread.join()
 
 
 class _Caches:
@@ -209,7 +233,8 @@ def _write_chunk(chunk, cache, result, sink):
     if not chunk:
         return
     sink.flush()  # the previous chunk's rows are in: the lookups below see them
-    existing = {h for h, in _select_in(Annotation, ["source_hash"], "source_hash", [r["source_hash"] for r in chunk])}
+    hashes = [r["source_hash"] for r in chunk]
+    existing = {row[0] for row in _select_in(Annotation, ["source_hash"], "source_hash", hashes)}
     records = [r for r in chunk if r["source_hash"] not in existing]
     result.skipped += len(chunk) - len(records)
     if not records:
@@ -217,33 +242,39 @@ def _write_chunk(chunk, cache, result, sink):
     for r in records:  # hashed once here, used as keys below
         r["problem_hash"] = text_sha256(r["problem"])
         r["steps_hash"] = Solution.hash_steps(r["solution"]["steps"]) if r["solution"] else None
+    annotators = cache.annotator_ids([r["labeler"] for r in records])
+    rounds = {g: cache.round_id(g) for g in {r["generation"] for r in records}}
     problems = _problem_rows(records, result, sink)
     solutions = _solution_rows(records, problems, cache, result, sink)
-    annotators = cache.annotator_ids([r["labeler"] for r in records])
+    ids = sink.reserve(Annotation, len(records))
+    # No more queries for this chunk: the helper writes problems and solutions while the rows below
+    # are built, then each batch as it is queued.
+    sink.start()
     utc = dt.timezone.utc
     rows = []
     for r in records:
         problem = problems[r["problem_hash"]]
         sol = r["solution"]
         solution = solutions[(problem["id"], r["steps_hash"])] if sol else None
-        rows.append((annotators[r["labeler"]], problem["id"], solution and solution["id"],
-                     cache.round_id(r["generation"]), r["phase"], r["moment"].replace(tzinfo=utc), r["is_qc"],
-                     r["is_screening"], r["finish_reason"], r["total_time"], sol and sol["score"],
-                     _verbatim(r, problem, solution), r["source_hash"]))
-    ids = sink.create(Annotation, ANNOTATION_FIELDS, rows)
-    step_rows, completion_rows = [], []
-    add_step, add_completion = step_rows.append, completion_rows.append
+        rows.append((annotators[r["labeler"]], problem["id"], solution and solution["id"], rounds[r["generation"]],
+                     r["phase"], r["moment"].replace(tzinfo=utc), r["is_qc"], r["is_screening"], r["finish_reason"],
+                     r["total_time"], sol and sol["score"], _verbatim(r, problem, solution), r["source_hash"]))
+    ids = sink.create(Annotation, ANNOTATION_FIELDS, rows, ids)
+    step_rows = []
+    add_step = step_rows.append
     no_human = (None, None, None, None)
     for r, aid in zip(records, ids):
         for i, step in enumerate(r["steps"]):
-            completions = step["completions"]
-            add_step((aid, i, completions is None, step["chosen"], *(step["human"] or no_human)))
-            if completions:
-                for j, (text, rating, flagged) in enumerate(completions):
-                    add_completion((aid, i, j, text, rating, flagged))
+            add_step((aid, i, step["completions"] is None, step["chosen"], *(step["human"] or no_human)))
     sink.insert(StepLabel, STEP_FIELDS, step_rows)
+    completion_rows = []
+    add_completion = completion_rows.append
+    for r, aid in zip(records, ids):
+        for i, step in enumerate(r["steps"]):
+            if step["completions"]:
+                for j, (text, rating, flagged) in enumerate(step["completions"]):
+                    add_completion((aid, i, j, text, rating, flagged))
     sink.insert(Completion, COMPLETION_FIELDS, completion_rows)
-    sink.submit()
     result.created += len(records)
     result.steps += len(step_rows)
 
