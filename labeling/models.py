@@ -59,7 +59,11 @@ class ModelVersion(models.Model):
     base_model = models.CharField(max_length=500, blank=True, default="")
     how_made = models.TextField(blank=True, default="")
     metrics = models.JSONField(default=dict, blank=True)
+    # How to load and read it: {"architecture": "step_head" | "implicit", "step_separator": "\n\n",
+    # "score_how": "product" | "min" | "last", "reference": <spec> and "beta" for an implicit PRM, ...}
+    config = models.JSONField(default=dict, blank=True)
     is_active_selector = models.BooleanField(default=False)
+    activated = models.DateTimeField(null=True, blank=True, help_text="when it last became the active selector")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -124,6 +128,23 @@ class Round(models.Model):
     overlap = models.PositiveSmallIntegerField(default=1, help_text="annotators per task (e.g. 3 for agreement)")
     qc_rate = models.FloatField(default=0.1, help_text="share of quality-control tasks mixed into the queue")
     parameters = models.JSONField(default=dict, blank=True)
+
+    class Status(models.TextChoices):
+        # Rounds imported from PRM800K, or made by hand, are "done" from the start.
+        PENDING = "pending"
+        GENERATING = "generating"
+        TRAINING = "training"
+        SCORING = "scoring"
+        SELECTING = "selecting"
+        DONE = "done"
+        FAILED = "failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DONE, db_index=True)
+    error = models.TextField(blank=True, default="")
+    # Counts (problems, candidates, generated, scored, selected by reason, tasks) and timings in seconds.
+    stats = models.JSONField(default=dict, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -258,6 +279,8 @@ class Export(models.Model):
     step_count = models.BigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True, default="")
     file = models.CharField(max_length=500, blank=True, default="")
+    # Where the snapshot's labels came from: rounds, selector model versions, label counts.
+    provenance = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, default="")
     celery_task_id = models.CharField(max_length=255, blank=True, default="")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -351,3 +374,99 @@ class Assignment(models.Model):
 
     def __str__(self):
         return f"assignment {self.pk} ({self.status})"
+
+
+class RoundSelection(models.Model):
+    """One solution a round selected (or reserved for QC), with the selector score it was chosen by."""
+
+    class Reason(models.TextChoices):
+        CONVINCING_WRONG = "convincing_wrong"
+        CONVINCING_ANY = "convincing_any"
+        QC = "qc"
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="selections")
+    solution = models.ForeignKey(Solution, on_delete=models.PROTECT, related_name="selections")
+    problem = models.ForeignKey(Problem, on_delete=models.PROTECT, related_name="+")
+    score = models.FloatField()
+    is_correct = models.BooleanField(null=True, blank=True)
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    rank = models.PositiveIntegerField(help_text="0 = highest score in the round")
+
+    class Meta:
+        ordering = ["round", "rank"]
+        constraints = [models.UniqueConstraint(fields=["round", "solution"], name="one_selection_per_solution")]
+
+
+class Job(models.Model):
+    """A background job (generation, selector training, scoring, selection, retraining, evaluation).
+
+    The UI polls this row, never the Celery result backend. Work that can be split is split into
+    `JobChunk`s, one Celery message each, so a killed worker loses one chunk's work at most and GPU
+    workers on several machines share a job.
+    """
+
+    class Kind(models.TextChoices):
+        GENERATE = "generate"
+        TRAIN_SELECTOR = "train_selector"
+        SCORE = "score"
+        SELECT = "select"
+        RETRAIN = "retrain"
+        EVALUATE = "evaluate"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="jobs", help_text="the model it uses (or made)")
+    parameters = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    total = models.BigIntegerField(default=0, help_text="items to process (solutions, problems, steps)")
+    done = models.BigIntegerField(default=0)
+    message = models.CharField(max_length=300, blank=True, default="", help_text="what it is doing now")
+    error = models.TextField(blank=True, default="")
+    celery_task_id = models.CharField(max_length=255, blank=True, default="")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.DONE:
+            return 1.0
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    def __str__(self):
+        return f"{self.kind} job {self.pk} ({self.status})"
+
+
+class JobChunk(models.Model):
+    """One Celery message's share of a job: a slice of ids. Done once, by whichever worker gets there."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    ids = models.JSONField(help_text="the ids (solutions or problems) this chunk covers")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_chunk_per_index")]
