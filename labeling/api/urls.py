@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from labeling.api import views
+from labeling.api import rounds, views
 from labeling.api.errors import not_found
 
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("assignments/<int:assignment_id>/", views.AssignmentView.as_view(), name="api-assignment"),
     path("assignments/<int:assignment_id>/draft/", views.DraftView.as_view(), name="api-assignment-draft"),
     path("assignments/<int:assignment_id>/submit/", views.SubmitView.as_view(), name="api-assignment-submit"),
+    path("rounds/<int:number>/", rounds.RoundView.as_view(), name="api-round"),
+    path("rounds/<int:number>/selection/", rounds.RoundSelectionView.as_view(), name="api-round-selection"),
     path("schema/", views.SchemaView.as_view(), name="api-schema"),
     re_path(r"", not_found),  # anything else under /api/: a JSON 404
 ]

@@ -1,0 +1,94 @@
+import threading
+
+from django.core.management.base import BaseCommand, CommandError
+
+from labeling.models import Round
+from labeling.services.dispatch import run_here
+from labeling.services.queue import InvalidInput
+from labeling.services.rounds import RoundParameters, round_progress, round_start
+
+
+class Command(BaseCommand):
+    help = ("Start an active-learning round: make sure M candidates exist per problem, score them with the "
+            "active selector (training the round-0 implicit PRM if there is none), queue K per problem.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--problems", type=int, help="how many problems (default: every eligible one)")
+        parser.add_argument("--per-problem", type=int, default=4, help="K solutions selected per problem")
+        parser.add_argument("--wrong-fraction", type=float, default=0.8,
+                            help="share of the K that are convincing wrong-answer solutions")
+        parser.add_argument("--candidates", type=int, help="M candidates per problem; missing ones are generated")
+        parser.add_argument("--generator", default="", help="model spec for generation (default: settings)")
+        parser.add_argument("--overlap", type=int, default=1, help="annotators per task")
+        parser.add_argument("--temperature", type=float, default=0.7)
+        parser.add_argument("--max-new-tokens", type=int, default=512)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--name", default="")
+        parser.add_argument("--sync", action="store_true",
+                            help="run every stage in this process, even where workers are configured")
+
+    def handle(self, *args, **opts):
+        params = RoundParameters(problems=opts["problems"], per_problem=opts["per_problem"],
+                                 wrong_fraction=opts["wrong_fraction"], candidates=opts["candidates"],
+                                 generator=opts["generator"], overlap=opts["overlap"],
+                                 temperature=opts["temperature"], max_new_tokens=opts["max_new_tokens"],
+                                 seed=opts["seed"])
+        try:
+            if opts["sync"]:
+                with run_here(), _Reporter(self.stdout):
+                    round_ = round_start(params=params, name=opts["name"])
+            else:
+                round_ = round_start(params=params, name=opts["name"])
+        except InvalidInput as exc:
+            raise CommandError(f"--{exc.field.replace('_', '-')}: {exc}" if exc.field else str(exc)) from None
+        round_.refresh_from_db()
+        if round_.status not in (Round.Status.DONE, Round.Status.FAILED):
+            self.stdout.write(f"round {round_.number} started ({round_.status}); follow it in the admin "
+                              f"or with GET /api/rounds/{round_.number}/")
+            return
+        self._report(round_)
+
+    def _report(self, round_):
+        if round_.status == Round.Status.FAILED:
+            raise CommandError(f"round {round_.number} failed: {round_.error}")
+        stats = round_.stats
+        self.stdout.write(f"round {round_.number} done: {stats.get('problems')} problems, "
+                          f"{stats.get('candidates')} candidates, selected {stats.get('selected')}, "
+                          f"{stats.get('tasks_created')} tasks created, {stats.get('tasks_moved')} moved into the "
+                          f"round; selector {round_.selector}; seconds {stats.get('seconds')}")
+
+
+class _Reporter(threading.Thread):
+    """Prints the newest round's stage and job progress every few seconds while --sync runs."""
+
+    def __init__(self, out, every=3.0):
+        super().__init__(daemon=True)
+        self.out, self.every, self.stop = out, every, threading.Event()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.join(timeout=10)
+
+    def run(self):
+        from django.db import connection
+
+        last = None
+        try:
+            while not self.stop.wait(self.every):
+                round_ = Round.objects.order_by("-number").first()
+                if round_ is None:
+                    continue
+                info = round_progress(round_=round_)
+                job = info["job"] or {}
+                line = (f"round {round_.number}: {info['status']}"
+                        + (f" - {job['kind']} {job['done']}/{job['total']} ({job['progress']:.0%})"
+                           f"{' - ' + job['message'] if job.get('message') else ''}" if job else ""))
+                if line != last:
+                    self.out.write(line)
+                    last = line
+        finally:
+            connection.close()

@@ -1,0 +1,133 @@
+"""Rounds end to end in the embedded mode (tasks in-process) with a tiny step-head selector."""
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from labeling.models import Job, JobChunk, Round, RoundSelection, Task, VerifierScore
+from labeling.services.rounds import RoundParameters, round_start
+from tests.round_factories import make_candidates, register_selector
+from tests.tiny_models import build_token_classifier
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_prm_dir(tmp_path_factory):
+    return build_token_classifier(tmp_path_factory.mktemp("tiny_step_prm"))
+
+
+@pytest.fixture
+def start(django_capture_on_commit_callbacks):
+    """round_start, then what it sends on commit (the test's transaction never commits), as a commit would."""
+    def start(**params):
+        with django_capture_on_commit_callbacks(execute=True):
+            round_ = round_start(params=RoundParameters(**params))
+        round_.refresh_from_db()
+        return round_
+    return start
+
+
+@pytest.fixture
+def small_chunks(settings):
+    settings.STEPWISE_SCORING_CHUNK = 5
+    settings.STEPWISE_SCORING_BATCH = 2
+
+
+@pytest.mark.django_db
+def test_it_scores_every_candidate_once_and_queues_k_per_problem(tiny_prm_dir, small_chunks, start):
+    make_candidates(n_problems=3, per_problem=6)
+    selector = register_selector(tiny_prm_dir)
+    round_ = start(per_problem=5, wrong_fraction=0.8)
+    round_.refresh_from_db()
+    assert round_.status == Round.Status.DONE, round_.error
+    assert round_.selector == selector
+    assert VerifierScore.objects.filter(model_version=selector).count() == 18
+    job = Job.objects.get(round=round_, kind=Job.Kind.SCORE)
+    assert job.status == Job.Status.DONE and job.done == job.total == 18
+    assert set(JobChunk.objects.filter(job=job).values_list("status", flat=True)) == {"done"}
+    # 5 per problem: 4 convincing wrong (only 3 wrong exist each: 3 wrong + 2 any), score order within reasons
+    picked = list(RoundSelection.objects.filter(round=round_).order_by("rank"))
+    assert len(picked) == 15
+    for problem_id in {s.problem_id for s in picked}:
+        mine = [s for s in picked if s.problem_id == problem_id]
+        wrong = [s for s in mine if s.reason == "convincing_wrong"]
+        assert len(wrong) == 3 and all(s.is_correct is False for s in wrong)
+        assert len([s for s in mine if s.reason == "convincing_any"]) == 2
+    scores = [s.score for s in picked]
+    assert scores == sorted(scores, reverse=True)
+    tasks = Task.objects.filter(round=round_)
+    assert tasks.count() == 15
+    assert {t.solution_id: t.priority for t in tasks} == {s.solution_id: s.score for s in picked}
+    assert round_.stats["selected"] == {"convincing_wrong": 9, "convincing_any": 6}
+
+
+@pytest.mark.django_db
+def test_a_second_round_reuses_scores_and_skips_selected_solutions(tiny_prm_dir, start):
+    make_candidates(n_problems=2, per_problem=6)
+    selector = register_selector(tiny_prm_dir)
+    first = start(per_problem=2)
+    second = start(per_problem=2)
+    second.refresh_from_db()
+    assert second.status == Round.Status.DONE
+    assert VerifierScore.objects.filter(model_version=selector).count() == 12  # nothing scored twice
+    assert not Job.objects.filter(round=second, kind=Job.Kind.SCORE).exists()
+    a = set(RoundSelection.objects.filter(round=first).values_list("solution_id", flat=True))
+    b = set(RoundSelection.objects.filter(round=second).values_list("solution_id", flat=True))
+    assert len(a) == len(b) == 4 and not a & b
+
+
+@pytest.mark.django_db
+def test_an_untouched_queued_task_joins_the_round_instead_of_doubling(tiny_prm_dir, start):
+    from labeling.services.queue import tasks_enqueue
+
+    make_candidates(n_problems=1, per_problem=4)
+    register_selector(tiny_prm_dir)
+    assert tasks_enqueue() == 4
+    round_ = start(per_problem=2)
+    round_.refresh_from_db()
+    assert round_.stats["tasks_moved"] == 2 and round_.stats["tasks_created"] == 0
+    assert Task.objects.count() == 4
+    assert Task.objects.filter(round=round_).count() == 2
+
+
+@pytest.mark.django_db
+def test_quality_control_solutions_are_reserved(tiny_prm_dir, start):
+    problems = make_candidates(n_problems=1, per_problem=4)
+    gold = problems[0].solutions.order_by("id").first()
+    Task.objects.create(solution=gold, kind=Task.Kind.QC, gold_ratings=[1])
+    register_selector(tiny_prm_dir)
+    round_ = start(per_problem=4)
+    reasons = dict(RoundSelection.objects.filter(round=round_).values_list("solution_id", "reason"))
+    assert reasons[gold.id] == "qc"
+    assert len(reasons) == 4
+    assert not Task.objects.filter(round=round_, solution=gold).exists()
+
+
+@pytest.mark.django_db
+def test_a_selector_that_cannot_load_fails_the_round_and_queues_nothing(tmp_path, start):
+    make_candidates(n_problems=2, per_problem=3)
+    register_selector(tmp_path / "no-such-model")
+    round_ = start(per_problem=2)
+    round_.refresh_from_db()
+    assert round_.status == Round.Status.FAILED
+    assert "job" in round_.error
+    job = Job.objects.get(round=round_)
+    assert job.status == Job.Status.FAILED and job.error
+    assert not Task.objects.exists() and not RoundSelection.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_runs_a_round_and_rejects_bad_parameters(tiny_prm_dir, capsys):
+    make_candidates(n_problems=2, per_problem=3)
+    register_selector(tiny_prm_dir)
+    with pytest.raises(CommandError, match="--wrong-fraction"):
+        call_command("start_round", "--per-problem", "2", "--wrong-fraction", "1.5")
+    with pytest.raises(CommandError, match="--candidates"):
+        call_command("start_round", "--per-problem", "4", "--candidates", "2")
+    assert not Round.objects.exists()
+    call_command("start_round", "--problems", "1", "--per-problem", "2", "--sync")
+    out = capsys.readouterr().out
+    assert "round 1 done" in out
+    round_ = Round.objects.get()
+    assert len(round_.parameters["problem_ids"]) == 1
+    assert RoundSelection.objects.filter(round=round_).count() == 2

@@ -1,0 +1,232 @@
+"""Round-0 selector: an implicit PRM (Yuan et al. 2024, "Free Process Rewards without Process Labels").
+
+A causal LM pi_theta is trained from a reference pi_ref (the same base) on outcome labels only. With
+y the response tokens, its solution reward is
+
+    r = beta * sum_t log( pi_theta(y_t | y_<t) / pi_ref(y_t | y_<t) )
+
+and training fits sigmoid(r) to the graded outcome c (see implicit_training). The paper's point is that
+this reward decomposes over the response for free: a step's reward is the same sum restricted to its
+tokens,
+
+    r_k = beta * sum_{t in step k} log( pi_theta(y_t | y_<t) / pi_ref(y_t | y_<t) ),
+
+so sum_k r_k == r, and the cumulative q_k = r_1 + ... + r_k is a reward of the prefix ending at step k;
+sigmoid(q_k) estimates P(the solution ends correct | the prefix up to step k).
+
+Layout and encoding are the step-head PRM's (workers.ml.prm): `[prefix] problem SEP step_1 SEP ...
+step_n SEP`, each piece tokenised on its own. The "response" is everything after the problem's SEP,
+and each SEP belongs to the step it follows, so the steps' spans tile the response exactly. Truncation
+keeps whole leading steps; cut steps get None.
+
+Aggregation. `score` gives sigmoid(q_k) per step. A solution is scored by `min` over steps by default:
+the weakest prefix, i.e. the point where the model was least sure the solution could still end
+correct, which is what a selector hunting for a first wrong step needs; `last` is sigmoid(r), the
+outcome estimate the model was trained on. A product of sigmoid(q_k) is not offered: the q_k are
+nested (each contains the ones before), not independent per-step events, so their product has no
+probabilistic meaning.
+"""
+import math
+from itertools import islice
+
+from workers.ml.prm import DEFAULT_SEPARATOR, StepPRM
+
+DEFAULT_BETA = 0.05
+AGGREGATIONS = ("min", "last")
+
+_CACHE = {}
+
+
+class ImplicitPRM(StepPRM):
+    """Scores steps with a policy/reference pair. Subclasses StepPRM only to share its exact
+    encoding (separator handling, prefix, truncation), so training and both selectors see the
+    same token layout; StepPRM's step-head scoring is replaced, not used."""
+
+    def __init__(self, policy, reference, tokenizer, *, beta=DEFAULT_BETA, step_separator=DEFAULT_SEPARATOR,
+                 device="cpu"):
+        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+            raise ValueError(f"beta must be a positive number, got {beta!r}")
+        super().__init__(policy, tokenizer, step_separator=step_separator, device=device)
+        self.policy = policy
+        self.reference = reference
+        self.beta = float(beta)
+        self.causal = is_causal(policy) and is_causal(reference)
+
+    # --- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, policy_spec, reference_spec, *, beta=DEFAULT_BETA, step_separator=DEFAULT_SEPARATOR):
+        """Load policy, reference and the policy's tokenizer once per process (and per arguments)."""
+        key = (str(policy_spec), str(reference_spec), float(beta), step_separator)
+        if key not in _CACHE:
+            _CACHE[key] = cls._load_pair(policy_spec, reference_spec, beta, step_separator)
+        return _CACHE[key]
+
+    @classmethod
+    def _load_pair(cls, policy_spec, reference_spec, beta, step_separator):
+        from workers.ml.device import pick_device
+        from workers.ml.sources import resolve
+
+        device, dtype = pick_device()
+        policy = load_causal_lm(policy_spec, dtype, device).eval()
+        # One copy when both specs name the same weights: half the memory, and rewards exactly 0.
+        same = resolve(policy_spec) == resolve(reference_spec)
+        reference = policy if same else load_causal_lm(reference_spec, dtype, device).eval()
+        return cls(policy, reference, load_tokenizer(policy_spec), beta=beta, step_separator=step_separator,
+                   device=device)
+
+    # --- encoding --------------------------------------------------------------------------
+
+    def encode_spans(self, items, max_length=1024):
+        """Per (problem, steps): (input_ids, spans); spans[k] is (first, last) token index (inclusive)
+        of step k and its separator, or None for a step cut by truncation."""
+        flat, counts = [], []
+        for problem, steps in items:
+            counts.append((len(flat), len(steps)))
+            flat.append(problem)
+            flat.extend(steps)
+        pieces = self._encode_texts(flat)
+        out = []
+        for s, n in counts:
+            step_ids = pieces[s + 1:s + 1 + n]
+            ids, ends = self._assemble(pieces[s], step_ids, max_length)
+            kept = sum(e is not None for e in ends)
+            # The kept steps end the sequence, so the response starts their total length before its end.
+            first = len(ids) - sum(len(step_ids[k]) + len(self.sep_ids) for k in range(kept))
+            spans = []
+            for end in ends:
+                spans.append(None if end is None else (first, end))
+                first = first if end is None else end + 1
+            out.append((ids, spans))
+        return out
+
+    # --- scoring ---------------------------------------------------------------------------
+
+    def step_rewards(self, items, batch_size=8, max_length=1024):
+        """Per solution, per step: r_k as a float, or None for a step cut by truncation."""
+        import torch
+
+        items = list(items)
+        encoded = self.encode_spans(items, max_length)
+        results = [[None] * len(steps) for _, steps in items]
+        # Longest first so a batch too big for memory fails at once, not at the end.
+        order = sorted((i for i, (_, spans) in enumerate(encoded) if any(spans)),
+                       key=lambda i: len(encoded[i][0]), reverse=True)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
+                ratios = self.log_ratios([encoded[i][0] for i in batch])
+                for row, i in enumerate(batch):
+                    for k, span in enumerate(encoded[i][1]):
+                        if span is not None:
+                            results[i][k] = self.beta * float(ratios[row, span[0]:span[1] + 1].sum())
+        return results
+
+    def score(self, items, batch_size=8, max_length=1024):
+        """Per solution, per step: sigmoid(q_k), the estimated P(correct outcome | prefix to step k)."""
+        out = []
+        for rewards in self.step_rewards(items, batch_size=batch_size, max_length=max_length):
+            q, probs = 0.0, []
+            for r in rewards:
+                if r is None:
+                    probs.append(None)
+                else:
+                    q += r
+                    probs.append(sigmoid(q))
+            out.append(probs)
+        return out
+
+    def score_stream(self, iterable, chunk=2048, batch_size=8, max_length=1024):
+        """Yield score() results one solution at a time, in input order, holding one chunk in memory."""
+        it = iter(iterable)
+        while block := list(islice(it, chunk)):
+            yield from self.score(block, batch_size=batch_size, max_length=max_length)
+
+    def log_ratios(self, sequences):
+        """(batch, width) float64 on CPU: log pi_theta - log pi_ref of each token given the ones before."""
+        policy = token_logprobs(self.policy, sequences, self.pad_id, self.device, self.causal)
+        if self.reference is self.policy:
+            return (policy - policy).double().cpu()
+        reference = token_logprobs(self.reference, sequences, self.pad_id, self.device, self.causal)
+        # float64 so sums over long steps add up to the solution reward without drift.
+        return policy.double().cpu() - reference.double().cpu()
+
+
+def token_logprobs(model, sequences, pad_id, device, causal=True):
+    """(batch, width) float32: entry t is log p(ids[t] | ids[<t]); 0 at t=0 and at padding.
+
+    Right padding, as in StepPRM: real tokens' logits match an unpadded pass. Log-softmax runs on
+    float32 logits, one row at a time, so bf16 models stay accurate and only one row's float copy of
+    the vocabulary-wide logits exists at once. Gradients flow when called outside inference_mode.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention[row, :len(seq)] = 1
+    input_ids = input_ids.to(device)
+    mask = None if causal else attention.to(device)
+    logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
+    rows = []
+    for row, seq in enumerate(sequences):
+        n = len(seq)
+        logp = -F.cross_entropy(logits[row, :n - 1].float(), input_ids[row, 1:n], reduction="none")
+        rows.append(F.pad(logp, (1, width - n)))
+    return torch.stack(rows)
+
+
+def is_causal(model):
+    return any(getattr(m, "is_causal", False) for m in model.modules())
+
+
+def load_causal_lm(spec, dtype, device):
+    from transformers import AutoModelForCausalLM
+
+    from workers.ml.sources import resolve
+
+    path, gguf_file = resolve(spec)
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **extra).to(device)
+
+
+def load_tokenizer(spec):
+    from transformers import AutoTokenizer
+
+    from workers.ml.sources import resolve
+
+    path, gguf_file = resolve(spec)
+    return AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {}))
+
+
+def sigmoid(x):
+    # Split by sign so exp never overflows for large |x|.
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def load(policy_spec, reference_spec, **kwargs):
+    return ImplicitPRM.load(policy_spec, reference_spec, **kwargs)
+
+
+def solution_score(step_values, how="min"):
+    """A solution's score from its per-step sigmoid(q_k); None steps (truncated) are skipped.
+
+    "min": the weakest prefix (default); "last": sigmoid(r), the trained outcome estimate. Returns None
+    when no step was scored.
+    """
+    if how == "product":
+        raise ValueError("how='product' is not meaningful for an implicit PRM: its per-step values are "
+                         "nested prefix estimates sigmoid(q_k), not independent per-step probabilities; "
+                         "use 'min' or 'last'")
+    if how not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {how!r}; expected one of {', '.join(AGGREGATIONS)}")
+    scored = [v for v in step_values if v is not None]
+    if not scored:
+        return None
+    return min(scored) if how == "min" else scored[-1]

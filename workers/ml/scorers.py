@@ -1,0 +1,54 @@
+"""The scorer a model version calls for: its architecture decides the class and the solution score.
+
+Both kinds give `score(items, batch_size=, max_length=)` (per-step values) and
+`solution_score(step_values)`: a step-head PRM's steps are (p_neg, p_neu, p_pos) triples combined
+as the product of P(not negative) (PRM800K's convention; "min" and "last" optional); an implicit
+PRM's steps are sigmoid(q_k) values combined by their minimum.
+"""
+
+
+class StepHeadScorer:
+    def __init__(self, prm, how="product"):
+        self.prm = prm
+        self.how = how
+
+    def score(self, items, batch_size=16, max_length=1024):
+        return self.prm.score(items, batch_size=batch_size, max_length=max_length)
+
+    def solution_score(self, step_values):
+        from workers.ml.prm import solution_score
+
+        return solution_score(step_values, how=self.how)
+
+
+class ImplicitScorer:
+    def __init__(self, prm, how="min"):
+        self.prm = prm
+        self.how = how
+
+    def score(self, items, batch_size=16, max_length=1024):
+        return self.prm.score(items, batch_size=batch_size, max_length=max_length)
+
+    def solution_score(self, step_values):
+        return self.prm.solution_score(step_values, how=self.how)
+
+
+def scorer_for(*, path: str, config: dict):
+    """Load (once per process) the scorer of a registered PRM: `path` and `config` as in ModelVersion."""
+    from workers.ml.sources import resolve
+
+    architecture = config.get("architecture", "step_head")
+    separator = config.get("step_separator", "\n\n")
+    if architecture == "implicit":
+        from workers.ml.implicit_prm import ImplicitPRM
+
+        prm = ImplicitPRM.load(path, config["reference"], beta=float(config.get("beta", 0.05)),
+                               step_separator=separator)
+        return ImplicitScorer(prm, how=config.get("score_how", "min"))
+    if architecture == "step_head":
+        from workers.ml.prm import StepPRM
+
+        model_path, gguf_file = resolve(path)
+        prm = StepPRM.load(model_path, gguf_file, step_separator=separator)
+        return StepHeadScorer(prm, how=config.get("score_how", "product"))
+    raise ValueError(f"unknown PRM architecture {architecture!r}")
