@@ -127,13 +127,17 @@ CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
 # Routing lives here and only here.
+# Queue names can be changed, e.g. for two deployments on one Redis (the tests use their own).
+STEPWISE_DEFAULT_QUEUE = os.environ.get("STEPWISE_DEFAULT_QUEUE", "default")
+STEPWISE_GPU_QUEUE = os.environ.get("STEPWISE_GPU_QUEUE", "gpu")
 CELERY_TASK_ROUTES = {
-    "workers.tasks.gpu_*": {"queue": "gpu"},  # generation, scoring, training: workers with a model
-    "workers.tasks.export_*": {"queue": "default"},
-    "workers.tasks.grade_*": {"queue": "default"},
-    "workers.tasks.round_*": {"queue": "default"},
+    # Generation, scoring and training: workers that load models (start them with -Q gpu).
+    "workers.tasks.gpu_*": {"queue": STEPWISE_GPU_QUEUE},
+    "workers.tasks.export_*": {"queue": STEPWISE_DEFAULT_QUEUE},
+    "workers.tasks.grade_*": {"queue": STEPWISE_DEFAULT_QUEUE},
+    "workers.tasks.round_*": {"queue": STEPWISE_DEFAULT_QUEUE},
 }
-CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_QUEUE = STEPWISE_DEFAULT_QUEUE
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
