@@ -131,3 +131,19 @@ def test_the_command_runs_a_round_and_rejects_bad_parameters(tiny_prm_dir, capsy
     round_ = Round.objects.get()
     assert len(round_.parameters["problem_ids"]) == 1
     assert RoundSelection.objects.filter(round=round_).count() == 2
+
+
+@pytest.mark.django_db
+def test_resume_finishes_a_round_whose_messages_were_lost(tiny_prm_dir, settings, django_capture_on_commit_callbacks):
+    from labeling.services.resume import jobs_resume
+
+    make_candidates(n_problems=2, per_problem=3)
+    register_selector(tiny_prm_dir)
+    round_ = round_start(params=RoundParameters(per_problem=2))  # its messages are never sent: "lost"
+    assert Round.objects.get(pk=round_.pk).status == Round.Status.PENDING
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_resume() == {"chunks": 0, "jobs": 0, "rounds": 1}
+    round_.refresh_from_db()
+    assert round_.status == Round.Status.DONE
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs_resume() == {"chunks": 0, "jobs": 0, "rounds": 0}

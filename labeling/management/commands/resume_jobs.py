@@ -1,0 +1,11 @@
+from django.core.management.base import BaseCommand
+
+from labeling.services.resume import jobs_resume
+
+
+class Command(BaseCommand):
+    help = "Send every unfinished job chunk and round step again (after the broker lost messages). Idempotent."
+
+    def handle(self, *args, **opts):
+        sent = jobs_resume()
+        self.stdout.write(f"sent again: {sent['chunks']} chunks, {sent['jobs']} jobs, {sent['rounds']} rounds")
