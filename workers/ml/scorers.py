@@ -30,7 +30,9 @@ class ImplicitScorer:
         return self.prm.score(items, batch_size=batch_size, max_length=max_length)
 
     def solution_score(self, step_values):
-        return self.prm.solution_score(step_values, how=self.how)
+        from workers.ml.implicit_prm import solution_score
+
+        return solution_score(step_values, how=self.how)
 
 
 def scorer_for(*, path: str, config: dict):

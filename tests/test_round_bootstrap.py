@@ -1,0 +1,81 @@
+"""Round 0 without a selector (the implicit PRM is trained first) and rounds that generate candidates."""
+import pytest
+
+from labeling.models import Job, ModelVersion, Problem, Round, RoundSelection, Solution, VerifierScore
+from labeling.services.rounds import RoundParameters, round_start
+from labeling.services.registry import selector_active
+from tests.round_factories import make_candidates
+from tests.tiny_models import build_causal_lm
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    return build_causal_lm(tmp_path_factory.mktemp("tiny_lm"))
+
+
+@pytest.fixture
+def start(django_capture_on_commit_callbacks, settings, tmp_path, tiny_lm):
+    settings.STEPWISE_MODEL_DIR = tmp_path / "models"
+    settings.STEPWISE_BOOTSTRAP_BASE = tiny_lm
+    settings.STEPWISE_GENERATOR = tiny_lm
+    settings.STEPWISE_BOOTSTRAP_LR = 1e-3
+    settings.STEPWISE_BOOTSTRAP_MAX_ITEMS = 12
+
+    def start(**params):
+        with django_capture_on_commit_callbacks(execute=True):
+            round_ = round_start(params=RoundParameters(**params))
+        round_.refresh_from_db()
+        return round_
+    return start
+
+
+@pytest.mark.django_db
+def test_round_zero_trains_an_implicit_prm_and_selects_with_it(start, tmp_path):
+    make_candidates(n_problems=3, per_problem=4)
+    assert selector_active() is None
+    round_ = start(per_problem=2)
+    assert round_.status == Round.Status.DONE, round_.error
+    selector = selector_active()
+    assert selector is not None and round_.selector == selector
+    assert selector.config["architecture"] == "implicit" and selector.config["reference"] == selector.base_model
+    train = Job.objects.get(round=round_, kind=Job.Kind.TRAIN_SELECTOR)
+    assert train.status == Job.Status.DONE and train.model_version == selector
+    assert len(train.result["loss_curve"]) == train.total == 3  # 12 items, batch 4, 1 epoch
+    assert selector.metrics["loss_curve"] == train.result["loss_curve"]
+    assert (tmp_path / "models" / f"implicit-prm-round1-job{train.pk}" / "config.json").is_file()
+    assert VerifierScore.objects.filter(model_version=selector).count() == 12
+    steps = VerifierScore.objects.filter(model_version=selector).first().step_scores
+    assert all(0.0 <= p <= 1.0 for p in steps)
+    assert RoundSelection.objects.filter(round=round_).count() == 6
+    assert round_.stats["seconds"]["train_selector"] > 0
+
+
+@pytest.mark.django_db
+def test_a_failed_selector_training_fails_the_round_and_activates_nothing(start, settings):
+    make_candidates(n_problems=2, per_problem=2)
+    settings.STEPWISE_BOOTSTRAP_LR = -1.0  # a bad hyperparameter: the trainer refuses it
+    round_ = start(per_problem=1)
+    assert round_.status == Round.Status.FAILED and "learning_rate" in round_.error
+    assert selector_active() is None and not ModelVersion.objects.filter(kind="prm").exists()
+    assert not RoundSelection.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_round_generates_the_missing_candidates(start, tiny_lm):
+    make_candidates(n_problems=2, per_problem=1)
+    round_ = start(per_problem=2, candidates=3, max_new_tokens=24, temperature=1.0)
+    assert round_.status == Round.Status.DONE, round_.error
+    for problem in Problem.objects.all():
+        assert problem.solutions.count() == 3
+    generated = Solution.objects.filter(generator=tiny_lm)
+    assert generated.count() == 4
+    sampling = generated.first().sampling
+    assert sampling["temperature"] == 1.0 and sampling["max_new_tokens"] == 24 and "finish_reason" in sampling
+    job = Job.objects.get(round=round_, kind=Job.Kind.GENERATE)
+    assert job.status == Job.Status.DONE and job.model_version.kind == ModelVersion.Kind.GENERATOR
+    assert round_.stats["generated"] == 4
+    # Generating again for the same round's problems adds nothing: they already have M candidates.
+    again = start(per_problem=1, candidates=3)
+    assert not Job.objects.filter(round=again, kind=Job.Kind.GENERATE).exists()
