@@ -70,10 +70,15 @@ test-sqlite:
 	@echo "=== suite on SQLite (embedded default) ==="
 	env -u DATABASE_URL STEPWISE_REQUIRE_DB=sqlite $(PY) -m pytest -q -rs tests --ignore=tests/test_grading.py
 
+# Round 0 runs beside the server: it trains the implicit-PRM selector on SmolLM2 from the demo's graded
+# solutions, scores them all and queues the most convincing wrong ones; annotators can work meanwhile, and
+# the admin's Rounds page shows its progress bar. A later `make demo` finds the round and starts no other.
 demo: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py load_demo
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	@$(PY) manage.py start_round --only-first --sync --per-problem 2 --wrong-fraction 0.8 --name "demo round 0" & \
+	  round=$$!; trap 'kill $$round 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 bench: install services
 	-DATABASE_URL=$(PG_URL) $(PY) bench/io.py

@@ -26,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
         parser.add_argument("--sync", action="store_true",
                             help="run every stage in this process, even where workers are configured")
+        parser.add_argument("--only-first", action="store_true",
+                            help="start a round only if there is none; finish one left unfinished (the demo)")
 
     def handle(self, *args, **opts):
         params = RoundParameters(problems=opts["problems"], per_problem=opts["per_problem"],
@@ -33,6 +35,8 @@ class Command(BaseCommand):
                                  generator=opts["generator"], overlap=opts["overlap"],
                                  temperature=opts["temperature"], max_new_tokens=opts["max_new_tokens"],
                                  seed=opts["seed"])
+        if opts["only_first"] and Round.objects.exists():
+            return self._finish_first(opts)
         try:
             if opts["sync"]:
                 with run_here(), _Reporter(self.stdout):
@@ -47,6 +51,23 @@ class Command(BaseCommand):
                               f"or with GET /api/rounds/{round_.number}/")
             return
         self._report(round_)
+
+    def _finish_first(self, opts):
+        from labeling.services.resume import jobs_resume
+
+        round_ = Round.objects.order_by("number").first()
+        if round_.status in (Round.Status.DONE, Round.Status.FAILED):
+            self.stdout.write(f"round {round_.number} exists ({round_.status}); nothing to start")
+            return
+        self.stdout.write(f"round {round_.number} was left {round_.status}: finishing it")
+        if opts["sync"]:
+            with run_here(), _Reporter(self.stdout):
+                jobs_resume()
+        else:
+            jobs_resume()
+        round_.refresh_from_db()
+        if round_.status in (Round.Status.DONE, Round.Status.FAILED):
+            self._report(round_)
 
     def _report(self, round_):
         if round_.status == Round.Status.FAILED:
