@@ -128,7 +128,9 @@ def train_implicit_prm(*, base_spec, items, out_dir, beta=DEFAULT_BETA, learning
         "truncated": truncated, "positives": int(labels.sum().item()), "tokens": tokens,
         "seconds": seconds, "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
         "beta": beta, "learning_rate": learning_rate, "epochs": epochs, "batch_size": batch_size,
-        "max_length": max_length, "seed": seed, "device": device, "out_dir": str(out_dir),
+        "max_length": max_length, "seed": seed, "step_separator": step_separator, "device": device,
+        "dtype": "bfloat16" if cuda else "float32", "parameters": sum(p.numel() for p in policy.parameters()),
+        "base_spec": str(base_spec), "reference_spec": meta["reference"], "out_dir": str(out_dir),
     }
 
 
