@@ -4,7 +4,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
-from labeling.services.exports import FORMATS, export_to_path
+from labeling.formats.training import NEUTRAL, PROBLEM_SCOPES
+from labeling.services.exports import FORMATS, export_options, export_to_path
 from labeling.services.prm800k_export import ExportFilters
 
 
@@ -21,7 +22,9 @@ def parse_since(value):
 
 
 class Command(BaseCommand):
-    help = "Export labels (streamed). PRM800K lines are byte-identical to PRM800K's own serialization."
+    help = ("Export labels (streamed). prm800k: lines byte-identical to PRM800K's own serialization; trl: TRL "
+            "stepwise supervision JSONL; preference: chosen/rejected pairs JSONL; hf: zip of a datasets folder "
+            "and a parquet file.")
 
     def add_arguments(self, parser):
         parser.add_argument("--format", default="prm800k", choices=sorted(FORMATS))
@@ -30,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--labeler", help="only this labeler UUID")
         parser.add_argument("--exclude-qc", action="store_true", help="leave out quality-control questions")
         parser.add_argument("--since", help="only labels at or after this date/datetime (UTC)")
+        parser.add_argument("--neutral", choices=NEUTRAL,
+                            help="trl, hf: label of a 0 rating (default positive; drop leaves such annotations out)")
+        parser.add_argument("--pairs-per-problem", type=int, help="preference: most pairs per problem (default 4)")
+        parser.add_argument("--problems", choices=PROBLEM_SCOPES,
+                            help="preference: all problems (default) or only those the filtered labels cover")
 
     def handle(self, *args, **opts):
         filters = ExportFilters(generation=opts["generation"], labeler=opts["labeler"],
@@ -41,8 +49,18 @@ class Command(BaseCommand):
                 filters.labeler = str(uuid.UUID(filters.labeler))
             except ValueError:
                 raise CommandError(f"--labeler: {filters.labeler!r} is not a UUID") from None
+        fmt = opts["format"]
+        try:
+            options = export_options(fmt, {"neutral": opts["neutral"], "pairs_per_problem": opts["pairs_per_problem"],
+                                           "problems": opts["problems"]})
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        extra = {} if options is None else {"options": options}
         if opts["out"] == "-":
-            result = FORMATS[opts["format"]](out=sys.stdout.buffer, filters=filters)
+            result = FORMATS[fmt](out=sys.stdout.buffer, filters=filters, **extra)
         else:
-            result = export_to_path(opts["format"], opts["out"], filters)
+            result = export_to_path(fmt, opts["out"], filters, options=options)
         self.stderr.write(f"exported {result.records} records ({result.steps} steps), sha256 {result.sha256}")
+        stats = getattr(result, "stats", None)
+        if stats:
+            self.stderr.write(", ".join(f"{k} {v}" for k, v in stats.items()))
