@@ -3,7 +3,7 @@ annotator and admin. A new route without an entry here fails the first test."""
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from labeling.models import Export
+from labeling.models import Export, Round
 
 # route -> (method, anonymous, annotator, admin) expected status codes; 302 means "sent to log in"
 # for anonymous. Ids point at rows the fixture makes or at nothing (404 is fine where nothing exists).
@@ -18,6 +18,8 @@ EXPECTED = {
     "api/assignments/<int:assignment_id>/draft/": ("put", {401, 403}, {400, 404}, {400, 403, 404}),
     "api/assignments/<int:assignment_id>/submit/": ("post", {401, 403}, {400, 404}, {400, 403, 404}),
     "api/schema/": ("get", {401, 403}, {200}, {200}),
+    "api/rounds/<int:number>/": ("get", {401, 403}, {403}, {200}),  # round 1, made by the fixture
+    "api/rounds/<int:number>/selection/": ("get", {401, 403}, {403}, {200}),
     "api/": ("get", {401, 403, 404}, {404}, {404}),
     "dashboard/": ("get", {302}, {403}, {200}),
     "": ("get", {302}, {200}, {200}),
@@ -38,7 +40,8 @@ def routes(patterns=None, prefix=""):
 
 
 def concrete(route, export_id):
-    return "/" + route.replace("<int:assignment_id>", "999999").replace("<int:export_id>", str(export_id))
+    return "/" + (route.replace("<int:assignment_id>", "999999").replace("<int:export_id>", str(export_id))
+                  .replace("<int:number>", "1"))
 
 
 def test_every_route_has_expectations():
@@ -49,6 +52,7 @@ def test_every_route_has_expectations():
 def export(db, tmp_path, settings):
     settings.EXPORT_DIR = tmp_path
     (tmp_path / "export-1.jsonl").write_text("{}\n")
+    Round.objects.create(number=1)
     return Export.objects.create(status=Export.Status.DONE, file="export-1.jsonl")
 
 

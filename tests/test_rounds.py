@@ -147,3 +147,71 @@ def test_resume_finishes_a_round_whose_messages_were_lost(tiny_prm_dir, settings
     assert round_.status == Round.Status.DONE
     with django_capture_on_commit_callbacks(execute=True):
         assert jobs_resume() == {"chunks": 0, "jobs": 0, "rounds": 0}
+
+
+@pytest.mark.django_db
+def test_the_selection_api_lists_the_selection_for_admins_only(tiny_prm_dir, start, client, alice, bob):
+    make_candidates(n_problems=2, per_problem=3)
+    register_selector(tiny_prm_dir)
+    round_ = start(per_problem=2)
+    url = f"/api/rounds/{round_.number}/selection/"
+    assert client.get(url).status_code in (401, 403)
+    client.force_login(bob)
+    assert client.get(url).status_code == 403
+    client.force_login(alice)
+    body = client.get(url).json()
+    assert body["count"] == 4 and body["status"] == "done" and body["selector"] == "tiny-step-prm"
+    rows = body["results"]
+    assert set(rows[0]) == {"solution_id", "problem_id", "score", "is_correct", "reason"}
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    picked = {(s.solution_id, s.reason) for s in RoundSelection.objects.filter(round=round_)}
+    assert {(r["solution_id"], r["reason"]) for r in rows} == picked
+    progress = client.get(f"/api/rounds/{round_.number}/").json()
+    assert progress["status"] == "done" and progress["job"]["kind"] == "score" and progress["job"]["progress"] == 1.0
+    assert client.get("/api/rounds/99/selection/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_switching_the_selector_is_atomic_and_only_for_prms(tiny_prm_dir):
+    from labeling.models import ModelVersion
+    from labeling.services.registry import RegistryError, generator_version, selector_activate, selector_active
+
+    a = register_selector(tiny_prm_dir, name="a")
+    b = register_selector(tiny_prm_dir, name="b", activate=False)
+    assert selector_active() == a
+    selector_activate(version=b)
+    assert selector_active() == b and ModelVersion.objects.filter(is_active_selector=True).count() == 1
+    with pytest.raises(RegistryError, match="not a PRM"):
+        selector_activate(version=generator_version(spec="some/generator"))
+    assert selector_active() == b
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_selector_switches_never_leave_two_or_none_active(postgres, tmp_path):
+    import threading
+
+    from django.db import connection
+
+    from labeling.models import ModelVersion
+    from labeling.services.registry import selector_activate
+
+    versions = [register_selector(tmp_path, name=f"v{i}", activate=(i == 0)) for i in range(8)]
+    errors, barrier = [], threading.Barrier(len(versions))
+
+    def switch(version):
+        try:
+            barrier.wait()
+            for _ in range(5):
+                selector_activate(version=version)
+        except Exception as exc:  # any IntegrityError or deadlock would land here
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=switch, args=(v,)) for v in versions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert ModelVersion.objects.filter(is_active_selector=True).count() == 1
