@@ -37,6 +37,7 @@ class RoundParameters:
     temperature: float = 0.7
     max_new_tokens: int = 512
     seed: int = 0
+    step_delimiter: str = "\n\n"        # how generated text splits into steps (PRM800K: a blank line)
 
     def check(self):
         if self.problems is not None and self.problems < 1:
@@ -52,6 +53,8 @@ class RoundParameters:
             raise InvalidInput(f"overlap must be between 1 and 32767, got {self.overlap}", field="overlap")
         if self.qc_rate is not None and not 0.0 <= self.qc_rate <= 1.0:
             raise InvalidInput(f"qc_rate must be in [0, 1], got {self.qc_rate}", field="qc_rate")
+        if not self.step_delimiter:
+            raise InvalidInput("step_delimiter must not be empty", field="step_delimiter")
         if self.temperature < 0 or self.max_new_tokens < 1:
             raise InvalidInput("temperature must be >= 0 and max_new_tokens >= 1", field="temperature")
 
@@ -151,6 +154,7 @@ def _generating(round_) -> bool:
                      parameters={"candidates": m, "spec": spec,
                                  "sampling": {"temperature": params["temperature"], "top_p": 0.95,
                                               "max_new_tokens": params["max_new_tokens"], "seed": params["seed"],
+                                              "step_delimiter": params.get("step_delimiter", "\n\n"),
                                               "batch_size": settings.STEPWISE_GENERATION_BATCH}})
     _set_status(round_, Round.Status.GENERATING)
     for chunk_id in job.chunks.order_by("index").values_list("id", flat=True):

@@ -23,6 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float, default=0.7)
         parser.add_argument("--max-new-tokens", type=int, default=512)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--step-delimiter", default="\n\n",
+                            help="how generated solutions split into steps (default: a blank line; \\n escapes work)")
         parser.add_argument("--name", default="")
         parser.add_argument("--sync", action="store_true",
                             help="run every stage in this process, even where workers are configured")
@@ -34,7 +36,8 @@ class Command(BaseCommand):
                                  wrong_fraction=opts["wrong_fraction"], candidates=opts["candidates"],
                                  generator=opts["generator"], overlap=opts["overlap"],
                                  temperature=opts["temperature"], max_new_tokens=opts["max_new_tokens"],
-                                 seed=opts["seed"])
+                                 seed=opts["seed"],
+                                 step_delimiter=opts["step_delimiter"].encode().decode("unicode_escape"))
         if opts["only_first"] and Round.objects.exists():
             return self._finish_first(opts)
         try:
