@@ -61,9 +61,9 @@ def test_a_round_survives_a_worker_killed_mid_scoring(workers, tmp_path):
     round_ = round_start(params=RoundParameters(per_problem=K, wrong_fraction=0.8))
     job = wait_for(lambda: Job.objects.filter(round=round_, kind=Job.Kind.SCORE).first(), 90, "the scoring job",
                    alive=[a])
-    # Kill in the middle of a chunk: some batches of it committed, the rest not.
-    wait_for(lambda: 0 < Job.objects.get(pk=job.pk).done % CHUNK, 90, "a chunk part-way done", every=0.01,
-             alive=[a])
+    # Kill in the middle of a chunk: some batches of it committed, the rest not (and not about to finish).
+    wait_for(lambda: 0 < Job.objects.get(pk=job.pk).done % CHUNK < CHUNK - 5, 90, "a chunk part-way done",
+             every=0.01, alive=[a])
     a.kill()
     job.refresh_from_db()
     scored_at_kill = VerifierScore.objects.filter(model_version=selector).count()
