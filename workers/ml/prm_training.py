@@ -95,9 +95,10 @@ def train_step_prm(*, base_spec, items, out_dir, learning_rate=2e-5, epochs=1, b
                 with autocast():
                     loss = micro_batch_loss(model, batch, prm.pad_id, device, causal=prm.causal) / n_labels
                 loss.backward()
-                loss_sum += loss.item()
+                loss_sum = loss_sum + loss.detach()  # a tensor: no device sync per micro-batch
                 tokens += sum(len(ids) for ids, _ in batch)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM))
+            loss_sum = float(loss_sum)
             step += 1
             for what, value in (("loss", loss_sum), ("gradient norm", grad_norm)):
                 if not math.isfinite(value):
@@ -134,6 +135,7 @@ def train_step_prm(*, base_spec, items, out_dir, learning_rate=2e-5, epochs=1, b
         "tokens": sum(step_tokens),
         "seconds": seconds,
         "tokens_per_second": sum(step_tokens) / seconds if seconds > 0 else 0.0,
+        "parameters": sum(p.numel() for p in model.parameters()),
         "device": device,
         "dtype": str(compute_dtype).removeprefix("torch."),
         "base_spec": str(base_spec),
