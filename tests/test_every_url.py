@@ -26,6 +26,11 @@ EXPECTED = {
     "label/": ("get", {302}, {200}, {200}),
     "label/<int:assignment_id>/": ("get", {302}, {404}, {404}),
     "exports/<int:export_id>/download/": ("get", {302}, {302}, {200}),
+    "rounds/": ("get", {302}, {403}, {200}),
+    # version 999999 does not exist; retraining answers 404 where its module is not installed
+    "rounds/models/<int:version_id>/evaluate/": ("post", {302}, {403}, {404}),
+    "rounds/models/<int:version_id>/make-selector/": ("post", {302}, {403}, {404}),
+    "rounds/retrain/": ("post", {302}, {403}, {302, 404}),
 }
 
 
@@ -41,7 +46,7 @@ def routes(patterns=None, prefix=""):
 
 def concrete(route, export_id):
     return "/" + (route.replace("<int:assignment_id>", "999999").replace("<int:export_id>", str(export_id))
-                  .replace("<int:number>", "1"))
+                  .replace("<int:number>", "1").replace("<int:version_id>", "999999"))
 
 
 def test_every_route_has_expectations():

@@ -7,39 +7,14 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tests import tiny_models  # noqa: E402
 from workers.ml.prm import StepPRM, solution_score  # noqa: E402
 
-CORPUS = [
-    "Let x be the number of apples. Then 2x + 3 = 11, so x = 4.",
-    "The answer is 42.\n\nWe check: 6 * 7 = 42.",
-    "Compute the sum of the first ten positive integers: 1 + 2 + ... + 10 = 55.",
-    "Since the triangle is right-angled, a^2 + b^2 = c^2, hence c = 5.",
-    "Step one: factor the polynomial.\n\nStep two: set each factor to zero.",
-]
+CORPUS = tiny_models.CORPUS[:5]
 
 
 def build_tiny_prm(directory, seed=0):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForTokenClassification, PreTrainedTokenizerFast
-
-    raw = Tokenizer(models.BPE(unk_token=None))
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    raw.train_from_iterator(CORPUS * 4, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<pad>", "<s>", "</s>", "<|step|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                                  additional_special_tokens=["<|step|>"])
-    tok.save_pretrained(directory)
-    torch.manual_seed(seed)
-    config = LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         num_key_value_heads=2, vocab_size=len(tok), max_position_embeddings=512,
-                         pad_token_id=tok.pad_token_id, num_labels=3)
-    model = LlamaForTokenClassification(config)
-    with torch.no_grad():  # a wider head so probabilities differ visibly between steps
-        model.score.weight.normal_(0, 2.0)
-    model.save_pretrained(directory)
-    return directory
+    return tiny_models.build_token_classifier(directory, seed=seed)
 
 
 @pytest.fixture(scope="module")

@@ -122,3 +122,93 @@ def round_advance(round_id: int) -> None:
         log.error("round %s failed: %s\n%s", round_id, exc, traceback.format_exc())
         round_fail(round_id=round_id, error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+def evaluate(job_id: int) -> None:
+    """Evaluate the job's PRM version on the held-out set; with promote_if_better, compare and maybe promote.
+
+    A redelivery evaluates again, reading the candidate scores already written instead of scoring them.
+    """
+    from labeling.services import evaluation_runs
+    from workers.ml.scorers import scorer_for
+
+    if not jobs.job_start(job_id=job_id):
+        return
+    job = Job.objects.select_related("model_version").get(pk=job_id)
+
+    def progress(done, total, message):
+        jobs.job_progress(job_id=job_id, message=message)
+        Job.objects.filter(pk=job_id).update(done=done, total=total)
+
+    def evaluated(version):
+        scorer = scorer_for(path=version.path, config=version.config)
+        metrics = evaluation_runs.evaluate_version(version=version, scorer=scorer, progress=progress)
+        return evaluation_runs.evaluation_save(version=version, metrics=metrics)
+
+    try:
+        if job.model_version is None:
+            raise ValueError("the model version to evaluate no longer exists")
+        version = evaluated(job.model_version)
+        result = {"evaluation": version.metrics["evaluation"]}
+        if job.parameters.get("promote_if_better"):
+            baseline = evaluation_runs.promotion_baseline(version=version)
+            if baseline is not None:
+                jobs.job_progress(job_id=job_id, message=f"evaluating the active selector {baseline.name} to compare")
+                try:
+                    evaluated(baseline)
+                except jobs.JobCancelled:
+                    raise
+                except Exception as exc:  # no comparison, so no promotion; this version's evaluation stands
+                    log.error("evaluating selector %s failed: %s\n%s", baseline.pk, exc, traceback.format_exc())
+                    result["baseline_error"] = f"{type(exc).__name__}: {exc}"
+            result["promoted"] = evaluation_runs.promote_if_better(version=version)
+        jobs.job_finish(job_id=job_id, result=result)
+    except jobs.JobCancelled:
+        log.warning("job %s was stopped", job_id)
+    except Exception as exc:
+        _fail(job_id, exc)
+        raise
+
+
+def retrain(job_id: int) -> None:
+    """Retrain the step-head PRM on the labels: write the snapshot export, train on it, register the version.
+
+    The trainer writes the model folder whole or not at all; a failure leaves no folder and no version,
+    and the active selector is never touched here (labeling.services.retraining has the promotion hook).
+    """
+    from labeling.services import retraining
+
+    job = retraining.retrain_claim(job_id=job_id)  # None when done, failed, or redelivered (then failed)
+    if job is None:
+        return
+    out_dir = retraining.retrain_out_dir(job_id=job_id)
+    try:
+        params = job.parameters
+        jobs.job_progress(job_id=job_id, message="writing the label snapshot")
+        snapshot = retraining.retrain_snapshot(job=job)
+        items = retraining.snapshot_items(snapshot=snapshot, neutral=params["neutral"])
+        jobs.job_progress(job_id=job_id, message=f"training on {len(items)} labeled solutions "
+                                                 f"(snapshot export {snapshot['export_id']})")
+
+        def progress(step, total, loss):
+            if step == 1:  # the step count is known only once the snapshot is encoded
+                Job.objects.filter(pk=job_id).update(total=total)
+            jobs.job_progress(job_id=job_id, add=1, message=f"step {step}/{total}, loss {loss:.4f}")
+
+        from workers.ml.prm_training import train_step_prm
+
+        result = train_step_prm(base_spec=params["base"], items=items, out_dir=str(out_dir),
+                                learning_rate=params["learning_rate"], epochs=params["epochs"],
+                                batch_size=params["batch_size"], max_length=params["max_length"],
+                                seed=params["seed"], step_separator=params["step_separator"],
+                                grad_accum=params["grad_accum"], progress=progress)
+        if retraining.retrain_register(job_id=job_id, out_dir=str(out_dir), result=result) is None:
+            log.warning("job %s was stopped before its model was registered", job_id)
+            retraining.retrain_cleanup(job_id=job_id)
+    except jobs.JobCancelled:
+        log.warning("job %s was stopped", job_id)
+        retraining.retrain_cleanup(job_id=job_id)
+    except Exception as exc:
+        _fail(job_id, exc)
+        retraining.retrain_cleanup(job_id=job_id)
+        raise

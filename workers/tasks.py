@@ -45,3 +45,16 @@ def gpu_generate_chunk(chunk_id: int):
 def gpu_train_selector(job_id: int):
     from workers import runners
     runners.train_selector(job_id)
+
+
+@shared_task(name="workers.tasks.gpu_evaluate", **IDEMPOTENT)
+def gpu_evaluate(job_id: int):
+    from workers import runners
+    runners.evaluate(job_id)
+
+
+@shared_task(name="workers.tasks.gpu_retrain", **IDEMPOTENT)
+def gpu_retrain(job_id: int):
+    # Idempotent: the job is claimed with a conditional update; a redelivery fails it (see retraining).
+    from workers import runners
+    runners.retrain(job_id)

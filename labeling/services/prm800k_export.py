@@ -27,17 +27,31 @@ class ExportFilters:
     labeler: str | None = None
     exclude_qc: bool = False
     since: dt.datetime | None = None
+    # Used by training snapshots (labeling.services.retraining): several rounds at once, no screening
+    # answers, no held-out test problems, and only annotations up to an id (the labels as of a moment).
+    generations: list[int] | None = None
+    exclude_screening: bool = False
+    exclude_test: bool = False
+    until_id: int | None = None
 
     def queryset(self):
         qs = Annotation.objects.all()
         if self.generation is not None:
             qs = qs.filter(round__number=self.generation)
+        if self.generations is not None:
+            qs = qs.filter(round__number__in=self.generations)
         if self.labeler:
             qs = qs.filter(annotator__labeler=self.labeler)
         if self.exclude_qc:
             qs = qs.filter(is_quality_control=False)
+        if self.exclude_screening:
+            qs = qs.filter(is_screening=False)
+        if self.exclude_test:
+            qs = qs.exclude(problem__split="test")
         if self.since is not None:
             qs = qs.filter(timestamp__gte=self.since)
+        if self.until_id is not None:
+            qs = qs.filter(id__lte=self.until_id)
         return qs
 
 

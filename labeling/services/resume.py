@@ -6,7 +6,8 @@ from labeling.models import Job, JobChunk, Round
 from labeling.services.dispatch import send
 
 CHUNK_TASKS = {Job.Kind.SCORE: "workers.tasks.gpu_score_chunk", Job.Kind.GENERATE: "workers.tasks.gpu_generate_chunk"}
-JOB_TASKS = {Job.Kind.TRAIN_SELECTOR: "workers.tasks.gpu_train_selector"}
+JOB_TASKS = {Job.Kind.TRAIN_SELECTOR: "workers.tasks.gpu_train_selector",
+             Job.Kind.EVALUATE: "workers.tasks.gpu_evaluate"}
 
 
 def jobs_resume() -> dict:

@@ -38,6 +38,7 @@ class RoundParameters:
     max_new_tokens: int = 512
     seed: int = 0
     step_delimiter: str = "\n\n"        # how generated text splits into steps (PRM800K: a blank line)
+    label_target: int | None = None      # submitted labels that start a PRM retrain (services.retraining)
 
     def check(self):
         if self.problems is not None and self.problems < 1:
@@ -57,6 +58,8 @@ class RoundParameters:
             raise InvalidInput("step_delimiter must not be empty", field="step_delimiter")
         if self.temperature < 0 or self.max_new_tokens < 1:
             raise InvalidInput("temperature must be >= 0 and max_new_tokens >= 1", field="temperature")
+        if self.label_target is not None and self.label_target < 1:
+            raise InvalidInput(f"label_target must be at least 1, got {self.label_target}", field="label_target")
 
 
 def eligible_problems():

@@ -12,6 +12,7 @@ Submitting is idempotent by `client_id`: the same submission sent again returns 
 made, whatever the lease has become since. Everything happens in one transaction, quality scoring
 included: a refused or failed submission writes nothing.
 """
+import functools
 import importlib.util
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from labeling.models import Annotation, Assignment, Completion, FinishReason, StepLabel, Task
 from labeling.services.queue import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired, text_check
+from labeling.services.retraining import retrain_after_submission, wants_retrain
 
 RATINGS = (-1, 0, 1)
 STOPPED = (FinishReason.BAD_PROBLEM, FinishReason.GIVE_UP)
@@ -129,6 +131,9 @@ def _submit(*, assignment_id, annotator, client_id, ratings, finish_reason, tota
         raise LeaseConflict(f"assignment {assignment_id} changed while it was being submitted")
     Task.objects.filter(id=task.pk).update(submitted=F("submitted") + 1)
     _score(annotation)
+    if task.kind == Task.Kind.ROUND and wants_retrain(rules):
+        # After commit, so the label is counted and the request is not held up by the check.
+        transaction.on_commit(functools.partial(retrain_after_submission, round_id=rules.pk))
     return Submitted(annotation, created=True)
 
 

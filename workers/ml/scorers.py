@@ -7,32 +7,17 @@ PRM's steps are sigmoid(q_k) values combined by their minimum.
 """
 
 
-class StepHeadScorer:
-    def __init__(self, prm, how="product"):
-        self.prm = prm
-        self.how = how
+class Scorer:
+    """A loaded PRM and the rule that turns its per-step values into a solution score."""
+
+    def __init__(self, prm, aggregate, how):
+        self.prm, self.aggregate, self.how = prm, aggregate, how
 
     def score(self, items, batch_size=16, max_length=1024):
         return self.prm.score(items, batch_size=batch_size, max_length=max_length)
 
     def solution_score(self, step_values):
-        from workers.ml.prm import solution_score
-
-        return solution_score(step_values, how=self.how)
-
-
-class ImplicitScorer:
-    def __init__(self, prm, how="min"):
-        self.prm = prm
-        self.how = how
-
-    def score(self, items, batch_size=16, max_length=1024):
-        return self.prm.score(items, batch_size=batch_size, max_length=max_length)
-
-    def solution_score(self, step_values):
-        from workers.ml.implicit_prm import solution_score
-
-        return solution_score(step_values, how=self.how)
+        return self.aggregate(step_values, how=self.how)
 
 
 def scorer_for(*, path: str, config: dict):
@@ -44,13 +29,15 @@ def scorer_for(*, path: str, config: dict):
     if architecture == "implicit":
         from workers.ml.implicit_prm import ImplicitPRM
 
+        from workers.ml.implicit_prm import solution_score
+
         prm = ImplicitPRM.load(path, config["reference"], beta=float(config.get("beta", 0.05)),
                                step_separator=separator)
-        return ImplicitScorer(prm, how=config.get("score_how", "min"))
+        return Scorer(prm, solution_score, config.get("score_how", "min"))
     if architecture == "step_head":
-        from workers.ml.prm import StepPRM
+        from workers.ml.prm import StepPRM, solution_score
 
         model_path, gguf_file = resolve(path)
         prm = StepPRM.load(model_path, gguf_file, step_separator=separator)
-        return StepHeadScorer(prm, how=config.get("score_how", "product"))
+        return Scorer(prm, solution_score, config.get("score_how", "product"))
     raise ValueError(f"unknown PRM architecture {architecture!r}")

@@ -26,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--step-delimiter", default="\n\n",
                             help="how generated solutions split into steps (default: a blank line; \\n escapes work)")
         parser.add_argument("--name", default="")
+        parser.add_argument("--label-target", type=int,
+                            help="retrain the PRM once this many of the round's labels are submitted")
         parser.add_argument("--sync", action="store_true",
                             help="run every stage in this process, even where workers are configured")
         parser.add_argument("--only-first", action="store_true",
@@ -37,7 +39,8 @@ class Command(BaseCommand):
                                  generator=opts["generator"], overlap=opts["overlap"],
                                  temperature=opts["temperature"], max_new_tokens=opts["max_new_tokens"],
                                  seed=opts["seed"],
-                                 step_delimiter=opts["step_delimiter"].encode().decode("unicode_escape"))
+                                 step_delimiter=opts["step_delimiter"].encode().decode("unicode_escape"),
+                                 label_target=opts["label_target"])
         if opts["only_first"] and Round.objects.exists():
             return self._finish_first(opts)
         try:
