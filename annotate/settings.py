@@ -118,8 +118,10 @@ EXPORT_DIR = MEDIA_ROOT / "exports"
 
 # --- Celery ---------------------------------------------------------------
 # Unset CELERY_BROKER_URL is the explicit embedded mode: tasks run in-process.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
-EMBEDDED_TASKS = not CELERY_BROKER_URL
+EMBEDDED_TASKS = not os.environ.get("CELERY_BROKER_URL", "")
+# Even eager tasks make Celery build a producer (to read serializer options); in the embedded mode it gets
+# the in-memory transport, so nothing ever dials a broker (Celery's default would be amqp://localhost).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "memory://"
 CELERY_TASK_ALWAYS_EAGER = EMBEDDED_TASKS
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_IGNORE_RESULT = True

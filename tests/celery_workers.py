@@ -58,15 +58,29 @@ class Worker:
         return self.log.read_text() if self.log.exists() else ""
 
 
+def reconfigure(app, **conf):
+    """Change the app's broker or routes after it has sent something: Celery caches both on first use."""
+    from kombu import pools
+
+    app.conf.update(**conf)
+    pools.reset()  # kombu's registry of connection and producer pools, which the app's pool comes from
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+        amqp._rtable = None
+        amqp.__dict__.pop("router", None)
+
+
 def route_to_test_queues(app, redis_url):
     """Send this process's tasks to fresh queues through Redis; returns (default queue, gpu queue, restore)."""
     tag = uuid.uuid4().hex[:8]
     default, gpu = f"test-default-{tag}", f"test-gpu-{tag}"
     keys = ("CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL", "CELERY_TASK_ROUTES")
     old = {k: app.conf[k] for k in keys}
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=False, CELERY_BROKER_URL=redis_url,
-                    CELERY_TASK_ROUTES={"workers.tasks.gpu_*": {"queue": gpu}, "workers.tasks.*": {"queue": default}})
-    return default, gpu, lambda: app.conf.update(old)
+    reconfigure(app, CELERY_TASK_ALWAYS_EAGER=False, CELERY_BROKER_URL=redis_url,
+                CELERY_TASK_ROUTES={"workers.tasks.gpu_*": {"queue": gpu}, "workers.tasks.*": {"queue": default}})
+    return default, gpu, lambda: reconfigure(app, **old)
 
 
 def queue_env(default, gpu):

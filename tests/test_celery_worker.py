@@ -12,7 +12,7 @@ from django.db import connection
 from labeling.models import Export
 from labeling.services import exports
 from labeling.services.prm800k_import import prm800k_import
-from tests.celery_workers import redis_url_or_skip
+from tests.celery_workers import reconfigure, redis_url_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,14 +37,14 @@ def worker(postgres, redis_url, tmp_path, settings):
     # The app is configured through Django settings, so its keys carry the CELERY_ namespace.
     keys = ("CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL", "CELERY_TASK_ROUTES")
     old = {k: app.conf[k] for k in keys}
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=False, CELERY_BROKER_URL=redis_url,
-                    CELERY_TASK_ROUTES={"workers.tasks.*": {"queue": queue}})
+    reconfigure(app, CELERY_TASK_ALWAYS_EAGER=False, CELERY_BROKER_URL=redis_url,
+                CELERY_TASK_ROUTES={"workers.tasks.*": {"queue": queue}})
     settings.EXPORT_DIR = tmp_path / "exports"
     proc.log = log
     try:
         yield proc
     finally:
-        app.conf.update(old)
+        reconfigure(app, **old)
         proc.terminate()
         try:
             proc.wait(timeout=20)

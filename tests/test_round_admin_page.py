@@ -30,9 +30,10 @@ def test_an_admin_starts_a_round_and_watches_it_while_an_annotator_works(browser
 
     settings.STEPWISE_SCORING_CHUNK = 8
     settings.STEPWISE_SCORING_BATCH = 1
-    register_selector(build_token_classifier(tmp_path / "prm", hidden_size=192, intermediate_size=384,
+    # Enough work (240 forward passes of a 256-wide model) that the bar, polled every second, shows it moving.
+    register_selector(build_token_classifier(tmp_path / "prm", hidden_size=256, intermediate_size=512,
                                              num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4))
-    make_candidates(n_problems=4, per_problem=25)
+    make_candidates(n_problems=6, per_problem=40)
     tasks_enqueue()
     annotator = bob.annotator
     annotator.screening_passed = annotator.cleared_by_admin = True
@@ -67,5 +68,5 @@ def test_an_admin_starts_a_round_and_watches_it_while_an_annotator_works(browser
     assert len(moving) >= 2, f"the bar never moved: {seen[:20]}"
     assert seen == sorted(seen), "the bar went backwards"
     assert served in (200, 201), served
-    assert RoundSelection.objects.filter(round=round_).count() == 8
+    assert RoundSelection.objects.filter(round=round_).count() == 12
     assert "done" in browser.find_element(By.CSS_SELECTOR, "#round-progress .label").text

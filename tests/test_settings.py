@@ -26,7 +26,7 @@ def test_it_fails_loudly_on_a_bad_boolean():
 
 def test_embedded_mode_is_explicit(settings):
     from annotate.celery import app
-    if settings.CELERY_BROKER_URL:
-        assert not app.conf.task_always_eager
+    if settings.EMBEDDED_TASKS:
+        assert app.conf.task_always_eager and settings.CELERY_BROKER_URL == "memory://"
     else:
-        assert app.conf.task_always_eager and settings.EMBEDDED_TASKS
+        assert not app.conf.task_always_eager and settings.CELERY_BROKER_URL
