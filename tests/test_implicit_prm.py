@@ -225,3 +225,27 @@ def test_it_reports_progress_per_step_and_aborts_from_the_callback(base, tmp_pat
         train_implicit_prm(base_spec=base, items=items, out_dir=tmp_path / "aborted", batch_size=4, progress=cancel)
     assert not (tmp_path / "aborted").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]  # no temp folder left behind
+
+
+def test_a_frozen_trunk_is_shared_with_the_reference_and_scores_as_two_full_passes(tmp_path):
+    """Training only the top layer keeps the rest equal to the reference; scoring then runs the shared
+    layers once, and gives what two whole forward passes give."""
+    from workers.ml.implicit_prm import ImplicitPRM
+    from workers.ml.implicit_training import train_implicit_prm
+    from workers.ml.shared_trunk import shared_layers
+
+    base = build_causal_lm(tmp_path / "base", num_hidden_layers=3)
+    items = [("What is 2 + 2?", ["Let x be 4.", "The answer is 4.\n\n# Answer\n\n4"], True),
+             ("What is 2 + 3?", ["Let x be 6.", "The answer is 6.\n\n# Answer\n\n6"], False)] * 4
+    result = train_implicit_prm(base_spec=base, items=items, out_dir=str(tmp_path / "trained"), beta=1.0,
+                                learning_rate=1e-2, epochs=2, batch_size=4, max_length=128, trainable_layers=1)
+    assert result["frozen_layers"] == 2
+    prm = ImplicitPRM.load(str(tmp_path / "trained"), base, beta=1.0)
+    assert prm.shared == 2 and shared_layers(prm.policy, prm.reference) == 2
+    problems = [(p, s) for p, s, _ in items[:2]] + [("A longer problem: what is 10 + 10 + 10?", ["Ten.", "Thirty."])]
+    paired = prm.step_rewards(problems, batch_size=3)
+    prm.shared = 0  # the same scorer, made to run both models whole
+    whole = prm.step_rewards(problems, batch_size=3)
+    assert any(abs(r) > 1e-3 for rewards in whole for r in rewards)  # training moved the rewards
+    for a, b in zip(paired, whole):
+        assert a == pytest.approx(b, abs=1e-5)

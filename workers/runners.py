@@ -99,7 +99,8 @@ def train_selector(job_id: int) -> None:
             result = train_implicit_prm(base_spec=params["base"], items=items, out_dir=str(out_dir),
                                         beta=params["beta"], learning_rate=params["learning_rate"],
                                         epochs=params["epochs"], batch_size=params["batch_size"],
-                                        max_length=params["max_length"], progress=progress)
+                                        max_length=params["max_length"], progress=progress,
+                                        trainable_layers=params.get("trainable_layers"))
             result = {k: v for k, v in result.items() if k != "loss_curve"} | {"loss_curve": result["loss_curve"]}
         else:  # a redelivery after the folder was completed: register what is there
             result = job.result or {}

@@ -20,6 +20,7 @@ def bootstrap_job_create(*, round_: Round) -> Job:
     params = {"base": settings.STEPWISE_BOOTSTRAP_BASE, "beta": settings.STEPWISE_BOOTSTRAP_BETA,
               "learning_rate": settings.STEPWISE_BOOTSTRAP_LR, "epochs": settings.STEPWISE_BOOTSTRAP_EPOCHS,
               "batch_size": settings.STEPWISE_BOOTSTRAP_BATCH, "max_length": settings.STEPWISE_BOOTSTRAP_MAX_LENGTH,
+              "trainable_layers": settings.STEPWISE_BOOTSTRAP_TRAINABLE_LAYERS or None,
               "solution_ids": items}
     steps = -(-len(items) // params["batch_size"]) * params["epochs"]
     return job_create(kind=Job.Kind.TRAIN_SELECTOR, round=round_, total=steps, parameters=params)
@@ -53,7 +54,8 @@ def bootstrap_register(*, job: Job, out_dir: str, result: dict) -> ModelVersion:
         name=f"implicit-prm-round{job.round.number}-job{job.pk}", kind=ModelVersion.Kind.PRM, path=out_dir,
         base_model=params["base"],
         how_made=(f"implicit PRM (Yuan et al. 2024) trained on {result.get('items')} graded solutions' outcomes, "
-                  f"beta={params['beta']}, lr={params['learning_rate']}, epochs={params['epochs']}"),
+                  f"beta={params['beta']}, lr={params['learning_rate']}, epochs={params['epochs']}, "
+                  f"trained layers: {'all' if not result.get('frozen_layers') else 'top ' + str(params.get('trainable_layers'))}"),
         metrics={"loss_curve": result.get("loss_curve", []), "train_seconds": result.get("seconds"),
                  "tokens_per_second": result.get("tokens_per_second")},
         config={"architecture": "implicit", "reference": params["base"], "beta": params["beta"], "score_how": "min",

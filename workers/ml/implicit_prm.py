@@ -51,6 +51,10 @@ class ImplicitPRM(StepPRM):
         self.reference = reference
         self.beta = float(beta)
         self.causal = is_causal(policy) and is_causal(reference)
+        # A policy trained with a frozen trunk shares it with the reference: run it once per batch.
+        from workers.ml.shared_trunk import shared_layers
+
+        self.shared = shared_layers(policy, reference) if self.causal else 0
 
     # --- loading ---------------------------------------------------------------------------
 
@@ -144,12 +148,51 @@ class ImplicitPRM(StepPRM):
 
     def log_ratios(self, sequences):
         """(batch, width) float64 on CPU: log pi_theta - log pi_ref of each token given the ones before."""
+        if self.shared:
+            policy, reference = paired_token_logprobs(self.policy, self.reference, sequences, self.pad_id,
+                                                      self.device, self.shared)
+            return policy.double().cpu() - reference.double().cpu()
         policy = token_logprobs(self.policy, sequences, self.pad_id, self.device, self.causal)
         if self.reference is self.policy:
             return (policy - policy).double().cpu()
         reference = token_logprobs(self.reference, sequences, self.pad_id, self.device, self.causal)
         # float64 so sums over long steps add up to the solution reward without drift.
         return policy.double().cpu() - reference.double().cpu()
+
+
+def _padded(sequences, pad_id):
+    import torch
+
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention[row, :len(seq)] = 1
+    return input_ids, attention
+
+
+def _rows_logprobs(logits, input_ids, sequences):
+    import torch
+    import torch.nn.functional as F
+
+    width = input_ids.shape[1]
+    rows = []
+    for row, seq in enumerate(sequences):
+        n = len(seq)
+        logp = -F.cross_entropy(logits[row, :n - 1].float(), input_ids[row, 1:n], reduction="none")
+        rows.append(F.pad(logp, (1, width - n)))
+    return torch.stack(rows)
+
+
+def paired_token_logprobs(policy, reference, sequences, pad_id, device, shared):
+    """token_logprobs of both models, their `shared` lower layers run once (see workers.ml.shared_trunk)."""
+    from workers.ml.shared_trunk import paired_logits
+
+    input_ids, _ = _padded(sequences, pad_id)
+    input_ids = input_ids.to(device)
+    logits_p, logits_r = paired_logits(policy, reference, input_ids, shared)
+    return _rows_logprobs(logits_p, input_ids, sequences), _rows_logprobs(logits_r, input_ids, sequences)
 
 
 def token_logprobs(model, sequences, pad_id, device, causal=True):
@@ -159,24 +202,11 @@ def token_logprobs(model, sequences, pad_id, device, causal=True):
     float32 logits, one row at a time, so bf16 models stay accurate and only one row's float copy of
     the vocabulary-wide logits exists at once. Gradients flow when called outside inference_mode.
     """
-    import torch
-    import torch.nn.functional as F
-
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-        attention[row, :len(seq)] = 1
+    input_ids, attention = _padded(sequences, pad_id)
     input_ids = input_ids.to(device)
     mask = None if causal else attention.to(device)
     logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
-    rows = []
-    for row, seq in enumerate(sequences):
-        n = len(seq)
-        logp = -F.cross_entropy(logits[row, :n - 1].float(), input_ids[row, 1:n], reduction="none")
-        rows.append(F.pad(logp, (1, width - n)))
-    return torch.stack(rows)
+    return _rows_logprobs(logits, input_ids, sequences)
 
 
 def is_causal(model):

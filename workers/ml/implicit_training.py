@@ -31,13 +31,16 @@ CONFIG_FILE = "implicit_prm.json"
 
 def train_implicit_prm(*, base_spec, items, out_dir, beta=DEFAULT_BETA, learning_rate=5e-6, epochs=1, batch_size=4,
                        max_length=512, seed=0, step_separator=DEFAULT_SEPARATOR, progress=None,
-                       reference_spec=None) -> dict:
+                       reference_spec=None, trainable_layers=None) -> dict:
     """Train a policy from `base_spec` on (problem, steps, is_correct) items; save it to `out_dir`.
 
     `progress(step, total_steps, loss)` is called after every optimizer step; an exception in it
     aborts training and nothing is written. The model appears at `out_dir` only once fully saved.
     """
     items = list(items)
+    if trainable_layers is not None and (isinstance(trainable_layers, bool) or not isinstance(trainable_layers, int)
+                                         or trainable_layers < 1):
+        raise ValueError(f"trainable_layers must be a positive integer or None, got {trainable_layers!r}")
     _validate(items=items, beta=beta, learning_rate=learning_rate, epochs=epochs, batch_size=batch_size,
               max_length=max_length, seed=seed, progress=progress)
     import torch
@@ -91,9 +94,17 @@ def train_implicit_prm(*, base_spec, items, out_dir, beta=DEFAULT_BETA, learning
     if cuda:
         policy.config.use_cache = False
         policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # Frozen lower layers stay equal to the reference's, so scoring runs them once for both (shared_trunk),
+    # and no gradient flows below the trainable layers.
+    frozen = 0
+    if trainable_layers is not None and not separate_ref:
+        from workers.ml.shared_trunk import freeze_trunk
+
+        frozen = freeze_trunk(policy, trainable_layers)
     policy.train()
     # No weight decay: decay pulls weights toward zero, i.e. away from the reference, whatever the labels.
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=learning_rate, weight_decay=0.0)
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=learning_rate,
+                                  weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)
     per_epoch = math.ceil(len(rows) / batch_size)
     total = epochs * per_epoch
@@ -131,6 +142,7 @@ def train_implicit_prm(*, base_spec, items, out_dir, beta=DEFAULT_BETA, learning
         "max_length": max_length, "seed": seed, "step_separator": step_separator, "device": device,
         "dtype": "bfloat16" if cuda else "float32", "parameters": sum(p.numel() for p in policy.parameters()),
         "base_spec": str(base_spec), "reference_spec": meta["reference"], "out_dir": str(out_dir),
+        "trainable_layers": trainable_layers, "frozen_layers": frozen,
     }
 
 
