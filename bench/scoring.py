@@ -117,6 +117,41 @@ def main():
     prm = StepPRM.load(gguf.parent, gguf_file=gguf.name)
     print(f"\nloaded {gguf.name} in {time.perf_counter() - t0:.1f} s")
     report("SmolLM2-135M-Instruct (GGUF)", prm, items, *run(prm, items, args.batch_size, args.max_length))
+    implicit_shared_trunk(gguf, items[:32], args.batch_size, args.max_length)
+
+
+def implicit_shared_trunk(gguf, items, batch_size, max_length):
+    """The round-0 implicit PRM: a policy whose top 4 layers differ from the reference (as after training with
+    the rest frozen), scored with the shared layers run once versus both models run whole, same run."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from workers.ml.implicit_prm import ImplicitPRM
+
+    extra = {"gguf_file": gguf.name}
+    reference = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **extra).eval()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **extra)
+    policy = copy.deepcopy(reference)
+    with torch.no_grad():
+        for layer in policy.model.layers[-4:]:
+            for p in layer.parameters():
+                p.add_(torch.randn_like(p) * 1e-3)
+    prm = ImplicitPRM(policy, reference, tokenizer)
+    n_tokens = sum(len(ids) for ids, _ in prm.encode_spans(items, max_length))
+    prm.step_rewards(items[:2], batch_size=2, max_length=max_length)  # warm-up
+    timings = {}
+    for name, shared in (("shared trunk", prm.shared), ("two whole passes", 0)):
+        prm.shared = shared
+        t0 = time.perf_counter()
+        prm.step_rewards(items, batch_size=batch_size, max_length=max_length)
+        timings[name] = time.perf_counter() - t0
+    print(f"\nimplicit PRM on SmolLM2 (top 4 of {len(policy.model.layers)} layers differ; "
+          f"{len(items)} solutions, {n_tokens} tokens)")
+    for name, seconds in timings.items():
+        print(f"  {name:<17}{len(items) / seconds:9.2f} solutions/s  {n_tokens / seconds:10.0f} tokens/s  ({seconds:.2f} s)")
+    print(f"  speed-up         {timings['two whole passes'] / timings['shared trunk']:9.2f}x")
 
 
 if __name__ == "__main__":
