@@ -237,7 +237,8 @@
     } else if (r && !retryable(r.status)) {
       save.retryMs = 0;
       setSaveStatus("Not saved", "bad");
-      showApiError(r, "Draft not saved");
+      // A draft response that lands after a failed submit must not hide the submit's error (and its way on).
+      if ($("status").dataset.source !== "Not submitted") showApiError(r, "Draft not saved");
     } else {
       save.retryMs = nextDelay(save.retryMs);
       setSaveStatus(`Not saved — retrying in ${Math.round(save.retryMs / 1000)} s`, "bad");
