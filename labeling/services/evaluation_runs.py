@@ -40,6 +40,7 @@ from labeling.models import Annotation, Completion, Job, ModelVersion, Solution,
 from labeling.services.dispatch import send
 from labeling.services.jobs import job_create, split
 from labeling.services.registry import selector_activate, selector_active
+from labeling.services.scoring import rounded_step_values
 
 CHUNK = 500  # annotations read per round of queries
 FIXED_THRESHOLD = 0.5
@@ -121,14 +122,6 @@ def p_not_negative(value):
     if isinstance(value, (list, tuple)):
         return min(1.0, float(value[1]) + float(value[2]))
     return float(value)
-
-
-def _rounded(values):
-    if values is None:
-        return None
-    if isinstance(values, (list, tuple)):
-        return [_rounded(v) for v in values]
-    return round(float(values), 6)
 
 
 # --- starting, running, storing -----------------------------------------------------------------
@@ -262,7 +255,7 @@ def _score_candidates(version, scorer, batch_size, max_length, tracker, digest):
             new = []
             for (sid, _, _), step_values in zip(rows, values):
                 score = scorer.solution_score(step_values)
-                new.append(VerifierScore(solution_id=sid, model_version=version, step_scores=_rounded(step_values),
+                new.append(VerifierScore(solution_id=sid, model_version=version, step_scores=rounded_step_values(step_values),
                                          score=0.0 if score is None else float(score)))
             with transaction.atomic():
                 VerifierScore.objects.bulk_create(new, ignore_conflicts=True)

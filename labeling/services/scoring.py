@@ -11,11 +11,12 @@ from labeling.models import JobChunk, Solution, VerifierScore
 from labeling.services.jobs import job_progress, split
 
 
-def _rounded(values):
+def rounded_step_values(values):
+    """Per-step values as stored in VerifierScore.step_scores: floats (or triples of them) to 6 decimals."""
     if values is None:
         return None
     if isinstance(values, (list, tuple)):
-        return [_rounded(v) for v in values]
+        return [rounded_step_values(v) for v in values]
     return round(float(values), 6)
 
 
@@ -36,7 +37,7 @@ def score_chunk(*, chunk: JobChunk, scorer, batch_size: int = 16, max_length: in
             continue
         step_values = scorer.score([(text, steps) for _, text, steps in rows], batch_size=batch_size,
                                    max_length=max_length)
-        scores = [VerifierScore(solution_id=sid, model_version_id=version_id, step_scores=_rounded(values),
+        scores = [VerifierScore(solution_id=sid, model_version_id=version_id, step_scores=rounded_step_values(values),
                                 score=_solution_score(scorer, values))
                   for (sid, _, _), values in zip(rows, step_values)]
         with transaction.atomic():
