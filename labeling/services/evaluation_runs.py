@@ -36,11 +36,12 @@ from django.utils import timezone
 from labeling import evaluation
 from labeling import math_normalize as mn
 from labeling.formats.training import annotation_steps
-from labeling.models import Annotation, Completion, Job, ModelVersion, Solution, Split, StepLabel, VerifierScore
+from labeling.models import Annotation, Job, ModelVersion, Solution, Split, VerifierScore
 from labeling.services.dispatch import send
 from labeling.services.jobs import job_create, split
 from labeling.services.registry import selector_activate, selector_active
 from labeling.services.scoring import rounded_step_values
+from labeling.services.training_exports import annotation_labels
 
 CHUNK = 500  # annotations read per round of queries
 FIXED_THRESHOLD = 0.5
@@ -89,14 +90,7 @@ def heldout_trajectories(*, chunk=CHUNK):
             return
         last = header[-1][0]
         ids = [row[0] for row in header]
-        steps, completions = {}, {}
-        for aid, *step in StepLabel.objects.filter(annotation_id__in=ids).order_by("annotation_id", "index") \
-                .values_list("annotation_id", "index", "chosen_completion", "human_text", "human_rating"):
-            steps.setdefault(aid, []).append(step)
-        for aid, sindex, *completion in Completion.objects.filter(annotation_id__in=ids) \
-                .order_by("annotation_id", "step_index", "index") \
-                .values_list("annotation_id", "step_index", "index", "text", "rating"):
-            completions.setdefault(aid, {}).setdefault(sindex, []).append(completion)
+        steps, completions = annotation_labels(ids)
         for aid, pid, prompt, finish_reason in header:
             path = annotation_steps(steps.get(aid, []), completions.get(aid, {}))
             if path:

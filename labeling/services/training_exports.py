@@ -54,6 +54,19 @@ class _HashingWriter:
 
 # --- stepwise rows -----------------------------------------------------------------------------------
 
+def annotation_labels(annotation_ids):
+    """Step rows and completions of some annotations, shaped for `annotation_steps`: two queries."""
+    steps, completions = {}, {}
+    for aid, *step in StepLabel.objects.filter(annotation_id__in=annotation_ids).order_by("annotation_id", "index") \
+            .values_list("annotation_id", "index", "chosen_completion", "human_text", "human_rating"):
+        steps.setdefault(aid, []).append(step)
+    for aid, sindex, *completion in Completion.objects.filter(annotation_id__in=annotation_ids) \
+            .order_by("annotation_id", "step_index", "index") \
+            .values_list("annotation_id", "step_index", "index", "text", "rating"):
+        completions.setdefault(aid, {}).setdefault(sindex, []).append(completion)
+    return steps, completions
+
+
 def stepwise_rows(filters: ExportFilters, *, options: StepwiseOptions, stats: Counter, progress=None, chunk=CHUNK):
     """Yield one dict per annotation with a rated step: ids, round, prompt, completions, ratings, labels."""
     qs = filters.queryset().order_by("id")
@@ -69,14 +82,7 @@ def stepwise_rows(filters: ExportFilters, *, options: StepwiseOptions, stats: Co
         if len(problems) + len(wanted) > PROBLEM_CACHE:
             problems, wanted = {}, {row[1] for row in header}
         problems.update(Problem.objects.filter(id__in=wanted).values_list("id", "text"))
-        steps, completions = {}, {}
-        for aid, *step in StepLabel.objects.filter(annotation_id__in=ids).order_by("annotation_id", "index") \
-                .values_list("annotation_id", "index", "chosen_completion", "human_text", "human_rating"):
-            steps.setdefault(aid, []).append(step)
-        for aid, sindex, *completion in Completion.objects.filter(annotation_id__in=ids) \
-                .order_by("annotation_id", "step_index", "index") \
-                .values_list("annotation_id", "step_index", "index", "text", "rating"):
-            completions.setdefault(aid, {}).setdefault(sindex, []).append(completion)
+        steps, completions = annotation_labels(ids)
         for aid, pid, sid, generation in header:
             stats["annotations"] += 1
             path = annotation_steps(steps.get(aid, []), completions.get(aid, {}))

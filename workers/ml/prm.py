@@ -64,21 +64,10 @@ class StepPRM:
 
     @classmethod
     def _load(cls, path, gguf_file, step_separator, add_separator_token):
-        from transformers import AutoModelForTokenClassification, AutoTokenizer
-
         from workers.ml.device import pick_device
 
         device, dtype = pick_device()
-        extra = {"gguf_file": gguf_file} if gguf_file else {}
-        tokenizer = AutoTokenizer.from_pretrained(path, **extra)
-        model = AutoModelForTokenClassification.from_pretrained(
-            path,
-            num_labels=len(LABELS),
-            id2label=dict(enumerate(LABELS)),
-            label2id={name: i for i, name in enumerate(LABELS)},
-            dtype=dtype,
-            **extra,
-        )
+        model, tokenizer = load_token_classifier(path, gguf_file, dtype)
         if add_separator_token and step_separator not in tokenizer.get_vocab():
             tokenizer.add_special_tokens({"additional_special_tokens": [step_separator]})
             model.resize_token_embeddings(len(tokenizer))
@@ -182,6 +171,18 @@ class StepPRM:
         mask = None if self.causal else attention.to(self.device)
         logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask).logits
         return torch.softmax(logits.float(), dim=-1).cpu()
+
+
+def load_token_classifier(path, gguf_file, dtype):
+    """(model, tokenizer) with the 3-way step head: a PRM's own, or a new one on a causal LM's backbone."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(path, **extra)
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)}, dtype=dtype, **extra)
+    return model, tokenizer
 
 
 def load(path, gguf_file=None, **kwargs):

@@ -239,24 +239,13 @@ def _check_items(items):
 
 
 def _load(base_spec):
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
     import torch
 
+    from workers.ml.prm import load_token_classifier
     from workers.ml.sources import resolve
 
     path, gguf_file = resolve(base_spec)
-    extra = {"gguf_file": gguf_file} if gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(path, **extra)
-    model = AutoModelForTokenClassification.from_pretrained(
-        path,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={name: i for i, name in enumerate(LABELS)},
-        dtype=torch.float32,
-        **extra,
-    )
-    return model, tokenizer
+    return load_token_classifier(path, gguf_file, torch.float32)
 
 
 def _save(model, tokenizer, out):
