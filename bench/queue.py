@@ -81,7 +81,7 @@ def populate(args):
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from labeling.bulk import create_rows, insert_rows
+    from labeling.services.data.bulk import create_rows, insert_rows
     from labeling.models import Annotator, Problem, Solution, Task, text_sha256
 
     rng = random.Random(SEED)
@@ -343,7 +343,7 @@ def audit(args):
     from django.db.models import Count, F, Q
 
     from labeling.models import Annotation, Annotator, Assignment, Task
-    from labeling.services.queue import tasks_open_for
+    from labeling.services.annotation.queue import tasks_open_for
 
     over = Task.objects.filter(Q(taken__gt=F("overlap")) | Q(submitted__gt=F("taken"))).count()
     annotations = Annotation.objects.count()

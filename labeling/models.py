@@ -163,7 +163,7 @@ class Annotator(models.Model):
     screening_passed = models.BooleanField(null=True, blank=True)
     cleared_by_admin = models.BooleanField(default=False)
     qc_score = models.FloatField(null=True, blank=True)
-    # Aggregates over this annotator's scored QC annotations, kept by labeling.services.quality.
+    # Aggregates over this annotator's scored QC annotations, kept by labeling.services.quality.gold.
     qc_count = models.PositiveIntegerField(default=0, help_text="QC tasks scored against gold")
     qc_step_agreement = models.FloatField(null=True, blank=True,
                                           help_text="mean share of gold steps rated exactly as gold")
@@ -171,7 +171,7 @@ class Annotator(models.Model):
                                                  help_text="share of QC tasks with the gold first error")
     screening_score = models.FloatField(null=True, blank=True, help_text="mean gold score on screening tasks")
     created = models.DateTimeField(auto_now_add=True)
-    # Kept by the queue (labeling.services.queue): QC mixing serves every n-th of these as QC.
+    # Kept by the queue (labeling.services.annotation.queue): QC mixing serves every n-th of these as QC.
     leases_taken = models.PositiveIntegerField(default=0, help_text="round and QC leases taken so far")
 
     def __str__(self):

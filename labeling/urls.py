@@ -1,6 +1,7 @@
 from django.urls import path
 
-from labeling import views, views_rounds
+from labeling.views import annotate as views
+from labeling.views import rounds as views_rounds
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -44,7 +44,7 @@ def alice(db, django_user_model):
 @pytest.fixture
 def bob(db, django_user_model):
     """An annotator."""
-    from labeling.services.accounts import annotator_create
+    from labeling.services.annotation.accounts import annotator_create
     return annotator_create(username="bob", password="bob-pw").user
 
 

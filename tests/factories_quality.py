@@ -5,7 +5,7 @@ import itertools
 from django.utils import timezone
 
 from labeling.models import Annotation, Assignment, Completion, Problem, Solution, StepLabel, Task
-from labeling.services.accounts import annotator_create
+from labeling.services.annotation.accounts import annotator_create
 
 _serial = itertools.count(1)
 

@@ -34,7 +34,7 @@ def task_make(*, kind=Task.Kind.ROUND, priority=0.0, overlap=1, round=None, n_st
     if gold is None and kind != Task.Kind.ROUND:
         gold = [1] * len(solution.steps)
     if kind != Task.Kind.ROUND and overlap == 1:
-        overlap = 10_000  # as labeling.services.quality makes gold tasks
+        overlap = 10_000  # as labeling.services.quality.gold makes gold tasks
     return Task.objects.create(solution=solution, kind=kind, priority=priority, overlap=overlap, round=round,
                                alternatives=alternatives or {}, gold_ratings=gold)
 

@@ -1,6 +1,6 @@
 """Problems with graded candidate solutions, and a tiny step-head selector registered as active."""
 from labeling.models import ModelVersion, Problem, Solution
-from labeling.services.registry import model_version_register, selector_activate
+from labeling.services.rounds.registry import model_version_register, selector_activate
 
 WORDS = "let x be the number of apples then so we check compute the sum since hence step one two".split()
 

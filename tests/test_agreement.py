@@ -1,8 +1,8 @@
 """Agreement metrics against values computed by hand (pure functions: no database)."""
 import pytest
 
-from labeling import metrics
-from labeling.metrics import NO_ERROR, Overlap
+from labeling.core import agreement as metrics
+from labeling.core.agreement import NO_ERROR, Overlap
 
 # Wikipedia's Fleiss' kappa example: 10 items, 14 raters, 5 categories; P = 0.378, Pe = 0.213, kappa = 0.210.
 WIKIPEDIA_FLEISS = [

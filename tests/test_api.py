@@ -345,6 +345,6 @@ def test_an_admin_sees_the_queue_and_the_schema(alice, task):
 
 
 def test_an_admin_who_is_also_an_annotator_can_label(task):
-    from labeling.services.accounts import annotator_create
+    from labeling.services.annotation.accounts import annotator_create
     admin = annotator_create(username="dora", password="x", admin=True).user
     assert api_as(admin).post("/api/queue/next/").status_code == 200

@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 
 from labeling.models import Export
-from labeling.services import exports
-from labeling.services.prm800k_import import prm800k_import
+from labeling.services.data import exports
+from labeling.services.data.prm800k_import import prm800k_import
 from tests.celery_workers import reconfigure, redis_url_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,10 +1,11 @@
-"""SVG charts (labeling.charts): well-formed, points where the layout says, labels escaped."""
+"""SVG charts (labeling.core.charts): well-formed, points where the layout says, labels escaped."""
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from labeling import charts, evaluation
-from labeling.charts import bar_chart_svg, best_of_n_svg, line_chart_svg
+from labeling.core import charts
+from labeling.core import evaluation
+from labeling.core.charts import bar_chart_svg, best_of_n_svg, line_chart_svg
 
 NS = {"svg": charts.SVG_NS}
 # The default 640 x 360 canvas: plot area from x 64 to 640 - 150 = 490, y 40 to 360 - 48 = 312.

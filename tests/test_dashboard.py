@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from labeling.models import Annotator, Round
-from labeling.selectors_quality import annotator_rows, overlap_agreement
+from labeling.queries.quality import annotator_rows, overlap_agreement
 from tests import factories_quality as f
 
 

@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from labeling import evaluation
-from labeling.evaluation import (best_of_n, best_of_n_exact, best_threshold, first_error_prediction,
+from labeling.core import evaluation
+from labeling.core.evaluation import (best_of_n, best_of_n_exact, best_threshold, first_error_prediction,
                                  processbench_f1, step_auroc)
 
 

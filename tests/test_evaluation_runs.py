@@ -13,10 +13,9 @@ from django.utils import timezone
 
 from labeling.models import (Annotation, Annotator, Completion, Job, ModelVersion, Problem, Solution, StepLabel,
                              VerifierScore)
-from labeling.services.evaluation_runs import (EvaluationError, evaluate_version, evaluation_better, evaluation_save,
-                                               evaluation_start, promote_if_better, promotion_baseline,
-                                               version_promote)
-from labeling.services.registry import model_version_register, selector_activate, selector_active
+from labeling.services.training.evaluation import evaluate_version, evaluation_better, evaluation_save, evaluation_start, promote_if_better, promotion_baseline, version_promote
+from labeling.errors import EvaluationError
+from labeling.services.rounds.registry import model_version_register, selector_activate, selector_active
 
 # P(step is not an error) of every step text in the held-out set below.
 P_OK = {"a1": .9, "a2": .8, "a3": .3, "b1": .7, "b2": .4, "c1": .6, "c2": .55, "d1": .2, "e1": .95, "e2": .85,

@@ -4,8 +4,8 @@ import hashlib
 import pytest
 
 from labeling.models import Export
-from labeling.services import exports
-from labeling.services.prm800k_import import prm800k_import
+from labeling.services.data import exports
+from labeling.services.data.prm800k_import import prm800k_import
 
 
 @pytest.fixture

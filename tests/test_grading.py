@@ -1,4 +1,4 @@
-"""labeling.grading: agreement with the PRM800K reference grader, the fixed mode,
+"""labeling.core.grading: agreement with the PRM800K reference grader, the fixed mode,
 answer extraction, and time limits. Pure functions: no database, no Django."""
 import json
 import os
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from labeling import grading
-from labeling.grading import extract_answer, grade_answer, split_steps
+from labeling.core import grading
+from labeling.core.grading import extract_answer, grade_answer, split_steps
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXTRA_PAIRS = Path(__file__).resolve().parent / "data" / "grader_extra_pairs.jsonl"

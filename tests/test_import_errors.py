@@ -4,7 +4,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling.services import prm800k_import as importer
+from labeling.services.data import prm800k_import as importer
 from tests.dbstate import snapshot
 
 

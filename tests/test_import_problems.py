@@ -4,8 +4,8 @@ import pytest
 from django.core.management import call_command
 
 from labeling.models import Problem
-from labeling.services.prm800k_import import prm800k_import
-from labeling.services.problem_import import problems_import
+from labeling.services.data.prm800k_import import prm800k_import
+from labeling.services.data.problem_import import problems_import
 
 
 @pytest.mark.django_db

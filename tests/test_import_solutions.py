@@ -3,8 +3,8 @@ import json
 import pytest
 
 from labeling.models import Solution
-from labeling.services.problem_import import problems_import
-from labeling.services.solution_import import solutions_import
+from labeling.services.data.problem_import import problems_import
+from labeling.services.data.solution_import import solutions_import
 
 
 @pytest.mark.django_db

@@ -306,7 +306,7 @@ def test_it_shows_api_errors_to_the_annotator(browser, live_server, bob, By):
 def test_it_guards_the_page(client, bob, django_user_model):
     assert client.get("/label/").url.startswith("/login/")
     carol = django_user_model.objects.create_user("carol", password="carol-pw")
-    from labeling.services.accounts import annotator_create
+    from labeling.services.annotation.accounts import annotator_create
     other = annotator_create(username="dave", password="dave-pw")
     task = make_task()
     from django.utils import timezone

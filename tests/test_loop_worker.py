@@ -10,12 +10,12 @@ from django.utils import timezone
 
 from labeling.models import (Annotation, Annotator, Completion, Job, ModelVersion, Problem, Round, RoundSelection,
                              Solution, StepLabel, VerifierScore)
-from labeling.services.evaluation_runs import evaluation_start, version_promote
-from labeling.services.queue import queue_next
-from labeling.services.registry import selector_active
-from labeling.services.retraining import RetrainParameters, retrain_start
-from labeling.services.rounds import RoundParameters, round_start
-from labeling.services.submission import annotation_submit
+from labeling.services.training.evaluation import evaluation_start, version_promote
+from labeling.services.annotation.queue import queue_next
+from labeling.services.rounds.registry import selector_active
+from labeling.services.training.retraining import RetrainParameters, retrain_start
+from labeling.services.rounds.stages import RoundParameters, round_start
+from labeling.services.annotation.submission import annotation_submit
 from tests.celery_workers import Worker, queue_env, redis_url_or_skip, route_to_test_queues, wait_for
 from tests.round_factories import make_candidates, register_selector
 from tests.tiny_models import build_token_classifier

@@ -5,8 +5,8 @@ import pytest
 from django.core.management import call_command
 
 from labeling.models import Annotation, Completion, Problem, Solution, StepLabel
-from labeling.services.prm800k_export import ExportFilters, prm800k_lines
-from labeling.services.prm800k_import import prm800k_import
+from labeling.services.data.prm800k_export import ExportFilters, prm800k_lines
+from labeling.services.data.prm800k_import import prm800k_import
 
 
 def export_text(**filters):

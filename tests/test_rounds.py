@@ -4,7 +4,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from labeling.models import Job, JobChunk, Round, RoundSelection, Task, VerifierScore
-from labeling.services.rounds import RoundParameters, round_start
+from labeling.services.rounds.stages import RoundParameters, round_start
 from tests.round_factories import make_candidates, register_selector
 from tests.tiny_models import build_token_classifier
 
@@ -78,7 +78,7 @@ def test_a_second_round_reuses_scores_and_skips_selected_solutions(tiny_prm_dir,
 
 @pytest.mark.django_db
 def test_an_untouched_queued_task_joins_the_round_instead_of_doubling(tiny_prm_dir, start):
-    from labeling.services.queue import tasks_enqueue
+    from labeling.services.annotation.queue import tasks_enqueue
 
     make_candidates(n_problems=1, per_problem=4)
     register_selector(tiny_prm_dir)
@@ -135,7 +135,7 @@ def test_the_command_runs_a_round_and_rejects_bad_parameters(tiny_prm_dir, capsy
 
 @pytest.mark.django_db
 def test_resume_finishes_a_round_whose_messages_were_lost(tiny_prm_dir, settings, django_capture_on_commit_callbacks):
-    from labeling.services.resume import jobs_resume
+    from labeling.services.jobs.resume import jobs_resume
 
     make_candidates(n_problems=2, per_problem=3)
     register_selector(tiny_prm_dir)
@@ -174,7 +174,8 @@ def test_the_selection_api_lists_the_selection_for_admins_only(tiny_prm_dir, sta
 @pytest.mark.django_db
 def test_switching_the_selector_is_atomic_and_only_for_prms(tiny_prm_dir):
     from labeling.models import ModelVersion
-    from labeling.services.registry import RegistryError, generator_version, selector_activate, selector_active
+    from labeling.services.rounds.registry import generator_version, selector_activate, selector_active
+    from labeling.errors import RegistryError
 
     a = register_selector(tiny_prm_dir, name="a")
     b = register_selector(tiny_prm_dir, name="b", activate=False)
@@ -193,7 +194,7 @@ def test_concurrent_selector_switches_never_leave_two_or_none_active(postgres, t
     from django.db import connection
 
     from labeling.models import ModelVersion
-    from labeling.services.registry import selector_activate
+    from labeling.services.rounds.registry import selector_activate
 
     versions = [register_selector(tmp_path, name=f"v{i}", activate=(i == 0)) for i in range(8)]
     errors, barrier = [], threading.Barrier(len(versions))

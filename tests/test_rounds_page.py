@@ -6,10 +6,11 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.utils import timezone
 
-from labeling import charts, selectors_rounds
+from labeling.core import charts
+from labeling.queries import rounds as selectors_rounds
 from labeling.models import (Annotation, Annotator, Assignment, Completion, Job, ModelVersion, Problem, Round,
                              RoundSelection, Solution, StepLabel, Task)
-from labeling.services.registry import model_version_register, selector_activate, selector_active
+from labeling.services.rounds.registry import model_version_register, selector_activate, selector_active
 
 T0 = timezone.now() - dt.timedelta(days=1)
 NS = {"svg": charts.SVG_NS}

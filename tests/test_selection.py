@@ -1,4 +1,4 @@
-"""The selection rule of a round (labeling.selection), on hand-made scores: no database needed."""
+"""The selection rule of a round (labeling.core.selection), on hand-made scores: no database needed."""
 import random
 from types import SimpleNamespace
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling.selection import (CONVINCING_ANY, CONVINCING_WRONG, QC, Selected, select_for_round,
+from labeling.core.selection import (CONVINCING_ANY, CONVINCING_WRONG, QC, Selected, select_for_round,
                                 solution_score, wrong_slots)
 
 

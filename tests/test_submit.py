@@ -8,10 +8,11 @@ from django.utils import timezone
 
 from labeling.formats import prm800k
 from labeling.models import Annotation, Assignment, Completion, StepLabel, Task
-from labeling.services import quality
-from labeling.services.prm800k_export import ExportFilters, prm800k_lines
-from labeling.services.queue import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired, queue_next
-from labeling.services.submission import annotation_submit
+from labeling.services.quality import gold as quality
+from labeling.services.data.prm800k_export import ExportFilters, prm800k_lines
+from labeling.services.annotation.queue import queue_next
+from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired
+from labeling.services.annotation.submission import annotation_submit
 from tests.dbstate import snapshot
 from tests.queue_factories import annotator_make, ratings, round_make, task_make
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling.services.queue import queue_next
+from labeling.services.annotation.queue import queue_next
 from tests.dbstate import snapshot
 from tests.queue_factories import annotator_make, task_make
 

@@ -12,9 +12,9 @@ import pytest  # noqa: E402
 from django.core.management import CommandError, call_command  # noqa: E402
 
 from labeling.models import Export, ModelVersion, Problem, Round, Solution  # noqa: E402
-from labeling.services import exports  # noqa: E402
-from labeling.services.prm800k_export import ExportFilters  # noqa: E402
-from labeling.services.prm800k_import import prm800k_import  # noqa: E402
+from labeling.services.data import exports  # noqa: E402
+from labeling.services.data.prm800k_export import ExportFilters  # noqa: E402
+from labeling.services.data.prm800k_import import prm800k_import  # noqa: E402
 
 datasets = pytest.importorskip("datasets")
 

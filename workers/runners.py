@@ -10,8 +10,8 @@ import traceback
 from django.conf import settings
 
 from labeling.models import Job
-from labeling.services import jobs
-from labeling.services.dispatch import send
+from labeling.services.jobs import rows as jobs
+from labeling.services.jobs.dispatch import send
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def _fail(job_id, exc):
     jobs.job_fail(job_id=job_id, error=error)
     job = Job.objects.filter(pk=job_id).only("round_id").first()
     if job is not None and job.round_id:
-        from labeling.services.rounds import round_fail
+        from labeling.services.rounds.stages import round_fail
         round_fail(round_id=job.round_id, error=f"job {job_id}: {error}")
 
 
@@ -49,7 +49,7 @@ def _run_chunk(chunk_id, work):
 
 def score_chunk(chunk_id: int) -> None:
     def work(chunk):
-        from labeling.services.scoring import score_chunk as score
+        from labeling.services.rounds.scoring import score_chunk as score
         from workers.ml.scorers import scorer_for
 
         version = chunk.job.model_version
@@ -63,7 +63,7 @@ def score_chunk(chunk_id: int) -> None:
 
 def generate_chunk(chunk_id: int) -> None:
     def work(chunk):
-        from labeling.services.generation import generate_chunk as generate
+        from labeling.services.rounds.generation import generate_chunk as generate
         from workers.ml.generator import Generator
 
         params = chunk.job.parameters
@@ -78,7 +78,7 @@ def train_selector(job_id: int) -> None:
     """The round-0 implicit PRM. The model folder is written whole or not at all (a rename at the end)."""
     from pathlib import Path
 
-    from labeling.services.selector_bootstrap import bootstrap_register, training_items
+    from labeling.services.rounds.bootstrap import bootstrap_register, training_items
 
     if not jobs.job_start(job_id=job_id):
         return
@@ -115,7 +115,7 @@ def train_selector(job_id: int) -> None:
 
 
 def round_advance(round_id: int) -> None:
-    from labeling.services.rounds import round_advance as advance, round_fail
+    from labeling.services.rounds.stages import round_advance as advance, round_fail
 
     try:
         advance(round_id=round_id)
@@ -130,7 +130,7 @@ def evaluate(job_id: int) -> None:
 
     A redelivery evaluates again, reading the candidate scores already written instead of scoring them.
     """
-    from labeling.services import evaluation_runs
+    from labeling.services.training import evaluation as evaluation_runs
     from workers.ml.scorers import scorer_for
 
     if not jobs.job_start(job_id=job_id):
@@ -175,9 +175,9 @@ def retrain(job_id: int) -> None:
     """Retrain the step-head PRM on the labels: write the snapshot export, train on it, register the version.
 
     The trainer writes the model folder whole or not at all; a failure leaves no folder and no version,
-    and the active selector is never touched here (labeling.services.retraining has the promotion hook).
+    and the active selector is never touched here (labeling.services.training.retraining has the promotion hook).
     """
-    from labeling.services import retraining
+    from labeling.services.training import retraining
 
     job = retraining.retrain_claim(job_id=job_id)  # None when done, failed, or redelivered (then failed)
     if job is None:

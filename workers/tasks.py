@@ -13,13 +13,13 @@ IDEMPOTENT = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result":
 @shared_task(name="workers.tasks.export_run", **IDEMPOTENT)
 def export_run(export_id: int):
     # Idempotent: export_run claims the row with a conditional update, so a redelivery is a no-op.
-    from labeling.services.exports import export_run as run
+    from labeling.services.data.exports import export_run as run
     run(export_id=export_id)
 
 
 @shared_task(name="workers.tasks.grade_solutions", **IDEMPOTENT)
 def grade_solutions(solution_ids=None, mode="prm800k"):
-    from labeling.services.solution_grading import solutions_grade
+    from labeling.services.data.solution_grading import solutions_grade
     solutions_grade(solution_ids=solution_ids, mode=mode)
 
 

@@ -14,8 +14,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from labeling.services.queue import (AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired, QueueError,
-                                     TooLarge)
+from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired, QueueError, TooLarge
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 
 from labeling.api.views import ApiView
 from labeling.models import Round
-from labeling.services.rounds import round_progress, selection_rows
+from labeling.services.rounds.stages import round_progress, selection_rows
 
 
 class RoundApiView(ApiView):

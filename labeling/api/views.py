@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 
 from labeling.api import serializers as s
 from labeling.api.errors import JSONBodyParser
-from labeling.services import queue
-from labeling.services.submission import annotation_submit
+from labeling.services.annotation import queue
+from labeling.services.annotation.submission import annotation_submit
 
 
 class TokenAuth(TokenAuthentication):

@@ -1,5 +1,5 @@
 """Typed field access for validating decoded JSON, with the field's path in every error."""
-from .errors import DataError
+from labeling.errors import DataError
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "a list", dict: "an object",
                float: "a number"}

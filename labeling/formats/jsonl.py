@@ -1,7 +1,7 @@
 """Streaming JSONL reading with located errors and bounded memory."""
 import json
 
-from .errors import DataError
+from labeling.errors import DataError
 
 # A PRM800K line is a few KB; anything near this is not a record but an accident or an attack.
 MAX_LINE_BYTES = 8 * 1024 * 1024

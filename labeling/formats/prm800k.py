@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import uuid
 
-from .errors import DataError
+from labeling.errors import DataError
 from .fields import get, reject_unknown
 
 TOP_KEYS = ("labeler", "timestamp", "generation", "is_quality_control_question",

@@ -1,6 +1,6 @@
 """Training rows made from stored labels: stepwise supervision (TRL's PRM rows) and preference pairs.
 
-Pure functions over plain values; the database side is labeling.services.training_exports.
+Pure functions over plain values; the database side is labeling.services.data.training_exports.
 
 Which text stands for a step. Each StepLabel is one position of the trajectory the annotator
 followed. Where a completion was chosen (`chosen_completion`), that completion is the step. Where

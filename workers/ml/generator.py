@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from labeling.grading import extract_answer
+from labeling.core.grading import extract_answer
 
 DEFAULT_DELIMITER = "\n\n"
 ANSWER_MARK = "# Answer"

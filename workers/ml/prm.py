@@ -194,7 +194,7 @@ def solution_score(step_probs, how="product"):
 
     The aggregation itself (product of P(not negative), min or last) is the selection module's.
     """
-    from labeling.selection import solution_score as aggregate
+    from labeling.core.selection import solution_score as aggregate
 
     scored = [p for p in step_probs if p is not None]
     return aggregate(scored, how=how) if scored else None

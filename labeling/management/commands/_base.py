@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.formats.errors import DataError
+from labeling.errors import DataError
 
 
 class ImportCommand(BaseCommand):

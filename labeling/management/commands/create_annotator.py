@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.services.accounts import annotator_create
+from labeling.services.annotation.accounts import annotator_create
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-from labeling.services.qc_import import qc_tasks_import
+from labeling.services.data.qc_import import qc_tasks_import
 
 from ._base import ImportCommand
 

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.services.queue import InvalidInput, tasks_enqueue
+from labeling.services.annotation.queue import tasks_enqueue
+from labeling.errors import InvalidInput
 
 
 class Command(BaseCommand):

@@ -4,8 +4,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Job, ModelVersion
-from labeling.services.dispatch import run_here
-from labeling.services.evaluation_runs import EvaluationError, evaluation_start
+from labeling.services.jobs.dispatch import run_here
+from labeling.services.training.evaluation import evaluation_start
+from labeling.errors import EvaluationError
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
 from labeling.formats.training import NEUTRAL, PROBLEM_SCOPES
-from labeling.services.exports import FORMATS, export_options, export_to_path
-from labeling.services.prm800k_export import ExportFilters
+from labeling.services.data.exports import FORMATS, export_options, export_to_path
+from labeling.services.data.prm800k_export import ExportFilters
 
 
 def parse_since(value):

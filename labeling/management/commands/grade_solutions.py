@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from labeling.services.solution_grading import solutions_grade
+from labeling.services.data.solution_grading import solutions_grade
 
 
 class Command(BaseCommand):

@@ -1,5 +1,5 @@
-from labeling.services.solution_grading import solutions_grade
-from labeling.services.prm800k_import import prm800k_import
+from labeling.services.data.solution_grading import solutions_grade
+from labeling.services.data.prm800k_import import prm800k_import
 
 from ._base import ImportCommand
 

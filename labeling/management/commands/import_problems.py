@@ -1,4 +1,4 @@
-from labeling.services.problem_import import problems_import
+from labeling.services.data.problem_import import problems_import
 
 from ._base import ImportCommand
 

@@ -1,4 +1,4 @@
-from labeling.services.solution_import import solutions_import
+from labeling.services.data.solution_import import solutions_import
 
 from ._base import ImportCommand
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from labeling.services.demo import demo_load
+from labeling.services.data.demo import demo_load
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from labeling.services.resume import jobs_resume
+from labeling.services.jobs.resume import jobs_resume
 
 
 class Command(BaseCommand):

@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Job
-from labeling.services.dispatch import run_here
-from labeling.services.queue import InvalidInput
-from labeling.services.retraining import NEUTRAL, PROMOTE, RetrainParameters, retrain_start
+from labeling.services.jobs.dispatch import run_here
+from labeling.errors import InvalidInput
+from labeling.services.training.retraining import NEUTRAL, PROMOTE, RetrainParameters, retrain_start
 
 OPTIONS = ("base", "learning_rate", "epochs", "batch_size", "grad_accum", "max_length", "seed", "neutral", "promote")
 

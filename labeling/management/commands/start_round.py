@@ -3,9 +3,9 @@ import threading
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.models import Round
-from labeling.services.dispatch import run_here
-from labeling.services.queue import InvalidInput
-from labeling.services.rounds import RoundParameters, round_progress, round_start
+from labeling.services.jobs.dispatch import run_here
+from labeling.errors import InvalidInput
+from labeling.services.rounds.stages import RoundParameters, round_progress, round_start
 
 
 class Command(BaseCommand):
@@ -59,7 +59,7 @@ class Command(BaseCommand):
         self._report(round_)
 
     def _finish_first(self, opts):
-        from labeling.services.resume import jobs_resume
+        from labeling.services.jobs.resume import jobs_resume
 
         round_ = Round.objects.order_by("number").first()
         if round_.status in (Round.Status.DONE, Round.Status.FAILED):

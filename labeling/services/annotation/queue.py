@@ -1,0 +1,305 @@
+"""The labeling queue: leasing tasks to annotators, resuming a lease, drafts, and lease expiry.
+
+A task has `overlap` slots; `taken` counts its live leases plus its submissions. A slot is claimed
+under a row lock that concurrent servers skip (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so 50 clients
+do not queue behind the top task) and with a compare-and-set on `taken` that must change exactly one
+row, so the claim stays exact where FOR UPDATE is a no-op (SQLite). Gold tasks (QC, screening) are
+counted the same way; `labeling.services.quality.gold` gives them an overlap no team can fill.
+
+Order of service: a live lease is resumed; then screening tasks, until the annotator has submitted
+them all or quality control has given its verdict (`screening_passed`); nothing more while screening
+failed and no admin cleared them; then round tasks, highest priority first, with a QC task in every
+round(1/qc_rate)-th lease when one is available (`Annotator.leases_taken` counts them).
+"""
+import datetime as dt
+import itertools
+import json
+import math
+from typing import NamedTuple
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum
+from django.utils import timezone
+
+from labeling.models import Annotator, Assignment, Solution, Task, VerifierScore
+from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired, QueueError, TooLarge
+
+EXPIRE_BATCH = 100          # leases expired per queue_next call: bounded, the rest go on the next call
+CLAIM_ATTEMPTS = 5          # lost compare-and-sets before giving up on a kind (only SQLite ever loses)
+DRAFT_MAX_BYTES = 64 * 1024
+DRAFT_MAX_DEPTH = 32
+
+
+# --- serving ---------------------------------------------------------------------------------------
+
+def queue_next(*, annotator: Annotator, now=None) -> Assignment | None:
+    """The annotator's live lease, else a new one, else None when nothing is left for them."""
+    now = now or timezone.now()
+    try:
+        assignment_id = _lease_next(annotator_id=annotator.pk, now=now)
+    except IntegrityError:
+        # never_the_same_task_twice. Either one of this annotator's own overdue leases is still
+        # unexpired (a backlog beyond the bounded batch) and blocks re-offering that screening task,
+        # or a concurrent call of the same annotator won the race (SQLite, where the annotator row
+        # lock is a no-op). Expire theirs, then try once more: that resumes the winner's lease.
+        leases_expire(now=now, annotator_id=annotator.pk)
+        try:
+            assignment_id = _lease_next(annotator_id=annotator.pk, now=now)
+        except IntegrityError:
+            return assignment_live(annotator_id=annotator.pk, now=now)
+    return None if assignment_id is None else _with_task().get(pk=assignment_id)
+
+
+class _Open(NamedTuple):
+    """An open task as the queue reads it: its id, and its round with what that says about serving it."""
+    id: int
+    round_id: int | None
+    qc_rate: float | None
+    parameters: dict | None
+
+
+@transaction.atomic
+def _lease_next(*, annotator_id, now) -> int | None:
+    # One round trip: lock the annotator's row (two tabs, a double click: they resume one lease, not
+    # take two), read their live lease, and learn whether any lease in the queue is overdue.
+    passed, cleared, leases_taken, live, overdue = (
+        Annotator.objects.select_for_update(of=("self",))
+        .annotate(live=Subquery(_live(annotator_id, now).values("id")[:1]),
+                  overdue=Exists(Assignment.objects.filter(status=Assignment.Status.LEASED, expires_at__lte=now)))
+        .values_list("screening_passed", "cleared_by_admin", "leases_taken", "live", "overdue").get(pk=annotator_id))
+    if live is not None:
+        return live
+    if overdue:  # rare: give their slots back before choosing (a bounded batch; the rest next time)
+        leases_expire(now=now, limit=EXPIRE_BATCH)
+
+    # Screening comes first, until quality control gives its verdict on all of it.
+    task = _claim(annotator_id, Task.Kind.SCREENING) if passed is None else None
+    if task is not None:
+        return _assignment_open(task=task, rules=task, annotator_id=annotator_id, screening=True, now=now)
+    if passed is False and not cleared:
+        return None
+    claimed = _claim_round_or_qc(annotator_id, lease_number=leases_taken + 1)
+    if claimed is None:
+        return None
+    Annotator.objects.filter(pk=annotator_id).update(leases_taken=F("leases_taken") + 1)
+    task, rules = claimed
+    return _assignment_open(task=task, rules=rules, annotator_id=annotator_id, screening=False, now=now)
+
+
+def _claim_round_or_qc(annotator_id, *, lease_number) -> tuple[_Open, _Open] | None:
+    """(task, rules): the task leased, and the task whose round's rules the lease follows."""
+    round_task = _candidate(annotator_id, Task.Kind.ROUND)
+    if round_task is None:
+        return None  # QC tasks are mixed into round work, never served alone
+    rate = settings.STEPWISE_QC_RATE if round_task.qc_rate is None else round_task.qc_rate
+    if _qc_turn(lease_number, rate):
+        qc_task = _claim(annotator_id, Task.Kind.QC)
+        if qc_task is not None:
+            # Served as the round task it stands in for (whose row lock ends untouched with the
+            # transaction): same hint, same human completions, same lease length.
+            return qc_task, round_task
+    if _take_slot(round_task.id):
+        return round_task, round_task
+    task = _claim(annotator_id, Task.Kind.ROUND)
+    return None if task is None else (task, task)
+
+
+def _qc_turn(lease_number, rate) -> bool:
+    """Deterministic mixing: every round(1/rate)-th round-or-QC lease of an annotator is QC."""
+    return rate > 0 and lease_number % max(1, round(1 / rate)) == 0
+
+
+def tasks_open_for(annotator_id, kind):
+    """Open tasks of `kind` this annotator may take, best first, row-locked as read (PostgreSQL skips
+    rows another transaction holds). It reads the partial index `task_open_queue`."""
+    mine = Assignment.objects.filter(task_id=OuterRef("pk"), annotator_id=annotator_id)
+    if kind == Task.Kind.SCREENING:
+        # Screening is done once *submitted*: an expired screening lease is offered again (revived).
+        mine = mine.filter(status=Assignment.Status.SUBMITTED)
+    return (Task.objects.filter(kind=kind, taken__lt=F("overlap")).filter(~Exists(mine))
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("-priority", "id"))
+
+
+def _candidate(annotator_id, kind) -> _Open | None:
+    row = (tasks_open_for(annotator_id, kind).values_list("id", "round_id", "round__qc_rate", "round__parameters")
+           .first())
+    return None if row is None else _Open(*row)
+
+
+def _take_slot(task_id) -> bool:
+    """Compare-and-set on `taken`: exactly one row changes, or the slot went to someone else."""
+    return Task.objects.filter(id=task_id, taken__lt=F("overlap")).update(taken=F("taken") + 1) == 1
+
+
+def _claim(annotator_id, kind) -> _Open | None:
+    for _ in range(CLAIM_ATTEMPTS):
+        task = _candidate(annotator_id, kind)
+        if task is None:
+            return None
+        if _take_slot(task.id):
+            return task
+    return None
+
+
+def _assignment_open(*, task: _Open, rules: _Open, annotator_id, screening, now) -> int:
+    minutes = (rules.parameters or {}).get("lease_minutes") or settings.STEPWISE_LEASE_MINUTES
+    expires = now + dt.timedelta(minutes=int(minutes))
+    if screening:
+        # Only a screening task is served again to the same annotator (their lease on it expired):
+        # that row comes back to life, its draft included.
+        mine = Assignment.objects.filter(task_id=task.id, annotator_id=annotator_id)
+        if mine.filter(status=Assignment.Status.EXPIRED).update(status=Assignment.Status.LEASED, leased_at=now,
+                                                                expires_at=expires):
+            return mine.values_list("id", flat=True).get()
+    return Assignment.objects.create(task_id=task.id, annotator_id=annotator_id, round_id=rules.round_id,
+                                     status=Assignment.Status.LEASED, leased_at=now, expires_at=expires).pk
+
+
+def _live(annotator_id, now):
+    return Assignment.objects.filter(annotator_id=annotator_id, status=Assignment.Status.LEASED,
+                                     expires_at__gt=now).order_by("id")
+
+
+def _with_task():
+    return Assignment.objects.select_related("round", "task__round", "task__solution__problem")
+
+
+def assignment_live(*, annotator_id, now=None) -> Assignment | None:
+    live = _live(annotator_id, now or timezone.now())
+    return live.select_related("round", "task__round", "task__solution__problem").first()
+
+
+def assignment_get(*, assignment_id, annotator, now=None) -> Assignment:
+    """One of the annotator's assignments, leased or submitted; refused once its lease ran out."""
+    now = now or timezone.now()
+    assignment = _with_task().filter(id=assignment_id, annotator_id=annotator.pk).first()
+    if assignment is None:
+        raise AssignmentNotFound(f"no assignment {assignment_id} of yours")
+    if assignment.status == Assignment.Status.EXPIRED or (
+            assignment.status == Assignment.Status.LEASED and assignment.expires_at <= now):
+        raise LeaseExpired(f"the lease on assignment {assignment_id} expired at {assignment.expires_at.isoformat()}")
+    return assignment
+
+
+# --- drafts ----------------------------------------------------------------------------------------
+
+def draft_validate(draft) -> dict:
+    """A draft is any JSON object that PostgreSQL's jsonb can hold, up to DRAFT_MAX_BYTES."""
+    if not isinstance(draft, dict):
+        raise InvalidInput(f"a draft must be a JSON object, got {_json_type(draft)}", field="draft")
+    _json_check(draft, "draft", 0)
+    size = len(json.dumps(draft, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > DRAFT_MAX_BYTES:
+        raise TooLarge(f"a draft may hold {DRAFT_MAX_BYTES} bytes of JSON, this one {size}", field="draft")
+    return draft
+
+
+def _json_type(value):
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _json_check(value, path, depth):
+    if depth > DRAFT_MAX_DEPTH:
+        raise InvalidInput(f"nested deeper than {DRAFT_MAX_DEPTH} levels", field=path)
+    if isinstance(value, str):
+        text_check(value, path)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput("NaN and infinities are not JSON", field=path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput("object keys must be strings", field=path)
+            text_check(key, path)
+            _json_check(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _json_check(item, f"{path}[{i}]", depth + 1)
+
+
+def text_check(text, path):
+    """PostgreSQL stores neither NUL characters nor lone surrogates (text and jsonb alike)."""
+    if "\x00" in text:
+        raise InvalidInput("NUL characters are not allowed", field=path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("not valid Unicode (a lone surrogate)", field=path) from None
+
+
+def assignment_draft_save(*, assignment_id, annotator, draft, now=None) -> Assignment:
+    """Store the lease holder's draft while the lease lasts (one conditional UPDATE)."""
+    now = now or timezone.now()
+    draft_validate(draft)
+    saved = Assignment.objects.filter(id=assignment_id, annotator_id=annotator.pk, status=Assignment.Status.LEASED,
+                                      expires_at__gt=now).update(draft=draft, draft_saved_at=now)
+    if saved != 1:
+        assignment = assignment_get(assignment_id=assignment_id, annotator=annotator, now=now)
+        raise LeaseConflict(f"assignment {assignment.pk} is {assignment.status}: its draft is closed")
+    return Assignment.objects.get(id=assignment_id)
+
+
+# --- expiry --------------------------------------------------------------------------------------
+
+def leases_expire(*, now=None, limit=None, annotator_id=None) -> int:
+    """Return expired leases' slots to the queue; exactly once per lease, however many run at once.
+
+    Each lease is claimed by a compare-and-set on its status, and its task's `taken` is decremented
+    in the same transaction only by the caller whose compare-and-set changed the row.
+    """
+    now = now or timezone.now()
+    expired = 0
+    while True:
+        batch = EXPIRE_BATCH if limit is None else min(EXPIRE_BATCH, limit - expired)
+        if batch <= 0:
+            break
+        overdue = Assignment.objects.filter(status=Assignment.Status.LEASED, expires_at__lte=now)
+        if annotator_id is not None:
+            overdue = overdue.filter(annotator_id=annotator_id)
+        rows = list(overdue.order_by("expires_at", "id").values_list("id", "task_id")[:batch])
+        for assignment_id, task_id in rows:
+            with transaction.atomic():
+                if Assignment.objects.filter(id=assignment_id, status=Assignment.Status.LEASED,
+                                             expires_at__lte=now).update(status=Assignment.Status.EXPIRED) == 1:
+                    Task.objects.filter(id=task_id).update(taken=F("taken") - 1)
+                    expired += 1
+        if len(rows) < batch:
+            break
+    return expired
+
+
+# --- filling the queue ------------------------------------------------------------------------
+
+@transaction.atomic
+def tasks_enqueue(*, overlap=1, chunk=5000) -> int:
+    """Queue every solution that has no task yet, outside any round, by its latest verifier score."""
+    if not 1 <= overlap <= 32767:
+        raise InvalidInput(f"overlap must be between 1 and 32767, got {overlap}", field="overlap")
+    latest = (VerifierScore.objects.filter(solution=OuterRef("pk")).order_by("-created", "-id").values("score")[:1])
+    rows = (Solution.objects.filter(~Exists(Task.objects.filter(solution=OuterRef("pk"))))
+            .annotate(latest_score=Subquery(latest)).order_by("id").values_list("id", "latest_score"))
+    created = 0
+    iterator = rows.iterator(chunk_size=chunk)
+    while batch := list(itertools.islice(iterator, chunk)):
+        Task.objects.bulk_create([Task(solution_id=sid, round=None, kind=Task.Kind.ROUND, overlap=overlap,
+                                       priority=score if score is not None else 0.0) for sid, score in batch])
+        created += len(batch)
+    return created
+
+
+def queue_summary(*, now=None) -> dict:
+    """Counts for admins: tasks by kind (open = a slot is free), and leases."""
+    now = now or timezone.now()
+    kinds = {}
+    for row in Task.objects.values("kind").annotate(
+            tasks=Count("id"), open=Count("id", filter=Q(taken__lt=F("overlap"))),
+            slots_taken=Sum("taken"), submitted=Sum("submitted")).order_by("kind"):
+        kinds[row.pop("kind")] = row
+    leases = Assignment.objects.aggregate(
+        live=Count("id", filter=Q(status=Assignment.Status.LEASED, expires_at__gt=now)),
+        overdue=Count("id", filter=Q(status=Assignment.Status.LEASED, expires_at__lte=now)),
+        submitted=Count("id", filter=Q(status=Assignment.Status.SUBMITTED)),
+        expired=Count("id", filter=Q(status=Assignment.Status.EXPIRED)))
+    return {"tasks": kinds, "assignments": leases}

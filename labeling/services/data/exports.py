@@ -1,0 +1,143 @@
+"""Export jobs: formats by name, atomic file writes, and the background `Export` row lifecycle.
+
+A format is a writer `fn(*, out, filters, progress=None[, options])` into a binary file object,
+an extension, and (for formats that take any) an options dataclass. A job keeps its options in
+`Export.filters["options"]` and, once done, where its labels came from in `Export.provenance`.
+"""
+import os
+import tempfile
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from labeling.formats.training import PreferenceOptions, StepwiseOptions
+from labeling.models import Completion, Export, Round, StepLabel
+from labeling.services.data.prm800k_export import ExportFilters, prm800k_export
+from labeling.services.data.training_exports import hf_export, preference_export, trl_export
+
+FORMATS = {"prm800k": prm800k_export, "trl": trl_export, "preference": preference_export, "hf": hf_export}
+EXTENSIONS = {"prm800k": "jsonl", "trl": "jsonl", "preference": "jsonl", "hf": "zip"}
+OPTIONS = {"trl": StepwiseOptions, "hf": StepwiseOptions, "preference": PreferenceOptions}
+
+
+def export_options(fmt, raw=None):
+    """The format's options with defaults filled in, or None for a format that takes none (ValueError if bad)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}")
+    raw = {k: v for k, v in (raw or {}).items() if v is not None}
+    kind = OPTIONS.get(fmt)
+    if kind is None:
+        if raw:
+            raise ValueError(f"format {fmt} takes no options (got {', '.join(sorted(raw))})")
+        return None
+    unknown = set(raw) - {f.name for f in fields(kind)}
+    if unknown:
+        raise ValueError(f"format {fmt} has no option {', '.join(sorted(unknown))}")
+    return kind(**raw)
+
+
+def export_to_path(fmt, path, filters, progress=None, options=None):
+    """Write to a temporary file beside `path`, then rename: a failed export leaves no partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    extra = {} if options is None else {"options": options}
+    try:
+        with os.fdopen(fd, "wb") as out:
+            result = FORMATS[fmt](out=out, filters=filters, progress=progress, **extra)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return result
+
+
+def export_provenance(*, filters: ExportFilters, fmt, options=None, stats=None) -> dict:
+    """Where an export's labels came from: rounds and their selector models, annotation and label counts,
+    the format's options, and what the format made of them (`stats`)."""
+    annotations = filters.queryset()
+    rounds = Round.objects.filter(id__in=annotations.values("round_id")).select_related("selector").order_by("number")
+    ratings = dict(Completion.objects.filter(annotation__in=annotations).order_by()
+                   .values_list("rating").annotate(n=Count("id")))
+    selectors = {}
+    round_rows = []
+    for rnd in rounds:
+        selector = rnd.selector and {"id": rnd.selector.id, "name": rnd.selector.name, "kind": rnd.selector.kind,
+                                     "path": rnd.selector.path}
+        round_rows.append({"number": rnd.number, "name": rnd.name, "selector": selector})
+        if selector:
+            selectors[selector["id"]] = selector
+    return {
+        "format": fmt,
+        "options": asdict(options) if options is not None else {},
+        "rounds": round_rows,
+        "selectors": [selectors[k] for k in sorted(selectors)],
+        "annotations": annotations.count(),
+        "annotations_without_round": annotations.filter(round__isnull=True).count(),
+        "step_labels": StepLabel.objects.filter(annotation__in=annotations).count(),
+        "completion_ratings": {("unrated" if k is None else str(k)): ratings[k]
+                               for k in sorted(ratings, key=lambda r: (r is None, r or 0))},
+        "output": stats or {},
+    }
+
+
+@transaction.atomic
+def export_create(*, fmt, filters: dict, options: dict | None = None, user=None) -> Export:
+    """Create the job row and enqueue it once the row is committed (a worker never sees it uncommitted).
+
+    Raises ValueError for an unknown format or bad options; the options are kept, defaults filled in."""
+    parsed = export_options(fmt, options)
+    if parsed is not None:
+        filters = {**filters, "options": asdict(parsed)}
+    export = Export.objects.create(format=fmt, filters=filters, requested_by=user)
+    export_enqueue(export)
+    return export
+
+
+def export_enqueue(export):
+    from workers.tasks import export_run as task
+
+    def send():
+        result = task.delay(export.id)
+        Export.objects.filter(id=export.id, celery_task_id="").update(celery_task_id=result.id or "")
+
+    transaction.on_commit(send)
+
+
+def export_run(*, export_id) -> bool:
+    """Run a pending export. The conditional update claims it: a redelivered job does nothing."""
+    claimed = Export.objects.filter(id=export_id, status=Export.Status.PENDING).update(
+        status=Export.Status.RUNNING, started=timezone.now())
+    if claimed != 1:
+        return False
+    export = Export.objects.get(id=export_id)
+    raw = dict(export.filters)
+    options = raw.pop("options", None)
+    filters = ExportFilters(**raw)
+    if isinstance(filters.since, str):
+        filters.since = parse_datetime(filters.since)
+    target = Path(settings.EXPORT_DIR) / f"export-{export.id}.{EXTENSIONS[export.format]}"
+
+    def progress(done, total):
+        Export.objects.filter(id=export_id).update(progress=done / total if total else 1.0)
+
+    try:
+        options = export_options(export.format, options)
+        result = export_to_path(export.format, target, filters, progress=progress, options=options)
+        provenance = export_provenance(filters=filters, fmt=export.format, options=options,
+                                       stats=getattr(result, "stats", None))
+    except Exception as exc:
+        target.unlink(missing_ok=True)  # a failed job serves no file, even one written before it failed
+        Export.objects.filter(id=export_id).update(status=Export.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
+                                                   finished=timezone.now())
+        raise
+    Export.objects.filter(id=export_id).update(
+        status=Export.Status.DONE, progress=1.0, record_count=result.records, step_count=result.steps,
+        sha256=result.sha256, file=target.name, provenance=provenance, finished=timezone.now())
+    return True

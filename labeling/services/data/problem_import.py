@@ -1,0 +1,101 @@
+"""Import MATH-style problems: all-or-nothing, idempotent by unique_id (and by problem text)."""
+import re
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from labeling.errors import DataError
+from labeling.formats.fields import get, reject_unknown
+from labeling.formats.jsonl import read_jsonl
+from labeling.models import Problem, Split, text_sha256
+
+KEYS = ("problem", "solution", "answer", "subject", "level", "unique_id")
+# Hendrycks' MATH writes "Level 3"; MATH-500 writes 3. "Level ?" exists in MATH too.
+LEVEL = re.compile(r"^(?:Level\s*)?([1-5?])$")
+
+
+@dataclass
+class ProblemImportResult:
+    lines: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def parse_problem(obj):
+    reject_unknown(obj, KEYS)
+    level = get(obj, "level", (int, str), nullable=True, required=False)
+    if level is not None:
+        match = LEVEL.match(str(level).strip())
+        if not match:
+            raise DataError(f"must be 1..5 or 'Level N', got {level!r}", field="level")
+        level = None if match.group(1) == "?" else int(match.group(1))
+    return {
+        "text": get(obj, "problem", str),
+        "solution": get(obj, "solution", str, nullable=True, required=False),
+        "answer": get(obj, "answer", str, nullable=True, required=False),
+        "subject": get(obj, "subject", str, nullable=True, required=False) or "",
+        "level": level,
+        "source_id": get(obj, "unique_id", str, nullable=True, required=False),
+    }
+
+
+def problems_import(*, path, split="") -> ProblemImportResult:
+    if split not in Split.values:
+        raise DataError(f"unknown split {split!r} (expected one of: {', '.join(v for v in Split.values if v)})")
+    result = ProblemImportResult()
+    records = []
+    ids, hashes = set(), set()
+    for number, _text, obj in read_jsonl(path):
+        result.lines += 1
+        try:
+            record = parse_problem(obj)
+        except DataError as exc:
+            raise exc.located(file=path, line=number)
+        if record["answer"] is None:
+            # MATH keeps the answer inside the solution's last \boxed{}.
+            from labeling.core.grading import extract_answer
+            record["answer"] = extract_answer(record["solution"] or "")
+        record["text_hash"] = text_sha256(record["text"])
+        if record["source_id"] in ids or record["text_hash"] in hashes:
+            raise DataError("the same problem appears twice in this file", file=path, line=number,
+                            field="unique_id" if record["source_id"] in ids else "problem")
+        if record["source_id"]:
+            ids.add(record["source_id"])
+        hashes.add(record["text_hash"])
+        records.append(record)
+    with transaction.atomic():
+        _write(records, split, result)
+    return result
+
+
+def _write(records, split, result):
+    """New problems are created; known ones only get their missing fields filled, never overwritten.
+
+    A problem first seen in a PRM800K file keeps that file's ground truth, so its export stays exact.
+    """
+    by_id = {p.source_id: p for p in Problem.objects.filter(source_id__in=[r["source_id"] for r in records
+                                                                            if r["source_id"]])}
+    by_hash = {p.text_hash: p for p in Problem.objects.filter(text_hash__in=[r["text_hash"] for r in records])}
+    new, changed = [], []
+    for r in records:
+        problem = by_id.get(r["source_id"]) or by_hash.get(r["text_hash"])
+        if problem is None:
+            new.append(Problem(text=r["text"], text_hash=r["text_hash"], answer=r["answer"], solution=r["solution"],
+                               subject=r["subject"], level=r["level"], source_id=r["source_id"], split=split))
+            continue
+        dirty = False
+        for field, value in (("source_id", r["source_id"]), ("solution", r["solution"]), ("answer", r["answer"]),
+                             ("subject", r["subject"]), ("level", r["level"]), ("split", split)):
+            if value not in (None, "") and getattr(problem, field) in (None, ""):
+                setattr(problem, field, value)
+                dirty = True
+        if dirty:
+            changed.append(problem)
+        else:
+            result.unchanged += 1
+    Problem.objects.bulk_create(new, batch_size=500)
+    if changed:
+        Problem.objects.bulk_update(changed, ["source_id", "solution", "answer", "subject", "level", "split"])
+    result.created = len(new)
+    result.updated = len(changed)

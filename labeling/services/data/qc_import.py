@@ -1,0 +1,98 @@
+"""Import QC and screening tasks: solutions with gold ratings, one JSON object a line. All-or-nothing, idempotent.
+
+A line: {"unique_id" or "problem", "steps": [...], "gold": [-1/0/1 ...], "kind": "qc"|"screening",
+"alternatives"?: {"step index": [texts]}, "answer"?, "generator"?}. The problem must exist; the
+solution is created (and graded) when missing. A task that already exists with the same gold is
+skipped; with different gold the import fails rather than rescoring past answers silently.
+"""
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from labeling.errors import DataError
+from labeling.formats.fields import get, reject_unknown
+from labeling.formats.jsonl import read_jsonl
+from labeling.models import Solution, Task
+from labeling.services.quality.gold import GOLD_KINDS, GOLD_TASK_OVERLAP, alternatives_validate, gold_validate
+from labeling.services.data.solution_import import KEYS as SOLUTION_KEYS
+from labeling.services.data.solution_import import _resolve_problems, parse_solution
+
+KEYS = ("unique_id", "problem", "steps", "gold", "kind", "alternatives", "answer", "generator")
+
+
+@dataclass
+class QcImportResult:
+    lines: int = 0
+    created: int = 0
+    skipped: int = 0
+    solutions_created: int = 0
+
+
+def parse_qc_task(obj):
+    reject_unknown(obj, KEYS)
+    record = parse_solution({k: v for k, v in obj.items() if k in SOLUTION_KEYS})
+    kind = get(obj, "kind", str, required=False, default=Task.Kind.QC)
+    if kind not in GOLD_KINDS:
+        raise DataError(f"must be one of {', '.join(GOLD_KINDS)}, got {kind!r}", field="kind")
+    record["kind"] = kind
+    record["gold"] = gold_validate(get(obj, "gold", list), len(record["steps"]))
+    record["alternatives"] = alternatives_validate(
+        get(obj, "alternatives", dict, nullable=True, required=False), len(record["steps"]))
+    return record
+
+
+def qc_tasks_import(*, path) -> QcImportResult:
+    result = QcImportResult()
+    records = []
+    for number, _text, obj in read_jsonl(path):
+        result.lines += 1
+        try:
+            record = parse_qc_task(obj)
+        except DataError as exc:
+            raise exc.located(file=path, line=number)
+        record["line"] = number
+        records.append(record)
+    with transaction.atomic():
+        problems = _resolve_problems(records, path)
+        solutions = _solutions(records, problems, result)
+        existing = {(t.solution_id, t.kind): t for t in Task.objects.filter(
+            solution_id__in={s.id for s in solutions.values()}, kind__in=GOLD_KINDS, round=None)}
+        new = {}
+        for r in records:
+            key = (solutions[r["line"]].id, r["kind"])
+            task = existing.get(key) or new.get(key)
+            if task is None:
+                new[key] = Task(solution_id=key[0], kind=r["kind"], gold_ratings=r["gold"],
+                                alternatives=r["alternatives"], overlap=GOLD_TASK_OVERLAP)
+            elif task.gold_ratings != r["gold"] or task.alternatives != r["alternatives"]:
+                where = f"task {task.pk}" if task.pk else "an earlier line"
+                raise DataError(f"this solution already has a {r['kind']} task ({where}) with different gold "
+                                "or alternatives", file=path, line=r["line"], field="gold")
+        Task.objects.bulk_create(new.values(), batch_size=500)
+    result.created = len(new)
+    result.skipped = len(records) - len(new)
+    return result
+
+
+def _solutions(records, problems, result):
+    """The solution of each line, by line number: found by its steps, else created and graded."""
+    from labeling.core.grading import extract_answer, grade_answer
+
+    keys = {(problems[r["line"]].id, Solution.hash_steps(r["steps"])): r for r in records}
+    found = {(s.problem_id, s.steps_hash): s for s in Solution.objects.filter(
+        problem_id__in={k[0] for k in keys}, steps_hash__in={k[1] for k in keys})}
+    new = []
+    for key, r in keys.items():
+        if key in found:
+            continue
+        problem = problems[r["line"]]
+        answer = r["answer"] if r["answer"] is not None else extract_answer(r["steps"][-1])
+        correct = grade_answer(answer, problem.answer) if answer is not None and problem.answer is not None else None
+        new.append(Solution(problem=problem, steps=r["steps"], steps_hash=key[1], final_answer=answer,
+                            is_correct=correct, graded_mode="prm800k" if correct is not None else "",
+                            generator=r["generator"]))
+    Solution.objects.bulk_create(new, batch_size=500)
+    result.solutions_created = len(new)
+    found.update({(s.problem_id, s.steps_hash): s for s in Solution.objects.filter(
+        problem_id__in={k[0] for k in keys}, steps_hash__in={k[1] for k in keys})})
+    return {r["line"]: found[(problems[r["line"]].id, Solution.hash_steps(r["steps"]))] for r in records}

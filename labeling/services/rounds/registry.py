@@ -1,0 +1,57 @@
+"""The model registry: every generator and PRM version is a row; exactly one PRM is the active selector."""
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.models import ModelVersion
+from labeling.errors import RegistryError
+
+ARCHITECTURES = ("step_head", "implicit")
+
+
+def model_version_register(*, name: str, kind: str, path: str, base_model: str = "", how_made: str = "",
+                           metrics: dict | None = None, config: dict | None = None) -> ModelVersion:
+    if kind not in ModelVersion.Kind.values:
+        raise RegistryError(f"kind must be one of {', '.join(ModelVersion.Kind.values)}, got {kind!r}")
+    config = dict(config or {})
+    if kind == ModelVersion.Kind.PRM:
+        config.setdefault("architecture", "step_head")
+        if config["architecture"] not in ARCHITECTURES:
+            raise RegistryError(f"config.architecture must be one of {', '.join(ARCHITECTURES)}, "
+                                f"got {config['architecture']!r}")
+        if config["architecture"] == "implicit" and not config.get("reference"):
+            raise RegistryError("an implicit PRM needs config.reference (the reference model's path)")
+    if ModelVersion.objects.filter(name=name).exists():
+        raise RegistryError(f"a model version named {name!r} already exists")
+    return ModelVersion.objects.create(name=name, kind=kind, path=path, base_model=base_model,
+                                       how_made=how_made, metrics=metrics or {}, config=config)
+
+
+def generator_version(*, spec: str) -> ModelVersion:
+    """The registry row of a generator, created the first time a round samples from it."""
+    version, _ = ModelVersion.objects.get_or_create(
+        name=f"generator:{spec}", defaults={"kind": ModelVersion.Kind.GENERATOR, "path": spec,
+                                             "base_model": spec, "how_made": "generator used as given"})
+    return version
+
+
+def selector_active() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active_selector=True).first()
+
+
+@transaction.atomic
+def selector_activate(*, version: ModelVersion) -> ModelVersion:
+    """Make `version` the one active selector, atomically.
+
+    Every PRM row is locked in id order first, so two concurrent switches run one after the other
+    instead of both clearing the old selector and colliding on the one-active constraint. A round
+    records its selector when it starts scoring, so a switch never changes a round under way.
+    """
+    list(ModelVersion.objects.select_for_update().filter(kind=ModelVersion.Kind.PRM).order_by("id")
+         .values_list("id", flat=True))
+    version = ModelVersion.objects.get(pk=version.pk)
+    if version.kind != ModelVersion.Kind.PRM:
+        raise RegistryError(f"{version.name} is a {version.kind}, not a PRM: only a PRM can be the selector")
+    ModelVersion.objects.filter(is_active_selector=True).exclude(pk=version.pk).update(is_active_selector=False)
+    ModelVersion.objects.filter(pk=version.pk).update(is_active_selector=True, activated=timezone.now())
+    version.refresh_from_db()
+    return version

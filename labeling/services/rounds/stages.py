@@ -1,0 +1,282 @@
+"""Active-learning rounds: candidates -> selector -> scores -> selection -> queued tasks.
+
+`round_start` records the round and its parameters and sends `round_advance`, which moves the
+round one stage on each time it runs, sending the job a stage needs and returning; the last chunk
+of that job sends `round_advance` again. So a round survives any worker dying between stages: the
+stages read the database, not memory, and every stage is idempotent.
+
+Stages: GENERATING (bring every problem up to M candidates) -> TRAINING (only when no selector is
+active: the round-0 implicit PRM, trained on the graded candidates' outcomes) -> SCORING (every
+candidate by the round's selector, fixed at this point) -> SELECTING (one transaction: selection
+rows, tasks with the selector score as priority, counts) -> DONE.
+"""
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Exists, Max, OuterRef
+from django.utils import timezone
+
+from labeling.models import Job, Problem, Round, RoundSelection, Solution, Split, Task, VerifierScore
+from labeling.core.selection import select_for_round
+from labeling.services.jobs.dispatch import send
+from labeling.services.jobs.rows import job_create, split
+from labeling.errors import InvalidInput
+from labeling.services.rounds.registry import selector_active
+
+
+@dataclass(frozen=True)
+class RoundParameters:
+    problems: int | None = None          # how many problems (None: all eligible)
+    per_problem: int = 4                 # K solutions selected per problem
+    wrong_fraction: float = 0.8
+    candidates: int | None = None        # M candidates per problem (None: use what exists)
+    generator: str = ""                  # model spec for missing candidates (default: settings)
+    overlap: int = 1
+    qc_rate: float | None = None
+    temperature: float = 0.7
+    max_new_tokens: int = 512
+    seed: int = 0
+    step_delimiter: str = "\n\n"        # how generated text splits into steps (PRM800K: a blank line)
+    label_target: int | None = None      # submitted labels that start a PRM retrain (services.retraining)
+
+    def check(self):
+        if self.problems is not None and self.problems < 1:
+            raise InvalidInput(f"problems must be at least 1, got {self.problems}", field="problems")
+        if self.per_problem < 1:
+            raise InvalidInput(f"per_problem must be at least 1, got {self.per_problem}", field="per_problem")
+        if not 0.0 <= self.wrong_fraction <= 1.0:
+            raise InvalidInput(f"wrong_fraction must be in [0, 1], got {self.wrong_fraction}", field="wrong_fraction")
+        if self.candidates is not None and self.candidates < self.per_problem:
+            raise InvalidInput(f"candidates ({self.candidates}) must be at least per_problem ({self.per_problem})",
+                               field="candidates")
+        if not 1 <= self.overlap <= 32767:
+            raise InvalidInput(f"overlap must be between 1 and 32767, got {self.overlap}", field="overlap")
+        if self.qc_rate is not None and not 0.0 <= self.qc_rate <= 1.0:
+            raise InvalidInput(f"qc_rate must be in [0, 1], got {self.qc_rate}", field="qc_rate")
+        if not self.step_delimiter:
+            raise InvalidInput("step_delimiter must not be empty", field="step_delimiter")
+        if self.temperature < 0 or self.max_new_tokens < 1:
+            raise InvalidInput("temperature must be >= 0 and max_new_tokens >= 1", field="temperature")
+        if self.label_target is not None and self.label_target < 1:
+            raise InvalidInput(f"label_target must be at least 1, got {self.label_target}", field="label_target")
+
+
+def eligible_problems():
+    """Problems a round may draw: with a reference answer (to grade), outside the test split."""
+    return Problem.objects.filter(answer__isnull=False).exclude(split=Split.TEST)
+
+
+@transaction.atomic
+def round_start(*, params: RoundParameters, user=None, name: str = "") -> Round:
+    params.check()
+    fresh = ~Exists(RoundSelection.objects.filter(problem_id=OuterRef("pk")))
+    # Problems no round has drawn yet come first, then the rest, each in id order.
+    pool = eligible_problems().annotate(fresh=fresh).order_by("-fresh", "id")
+    problem_ids = list(pool.values_list("id", flat=True)[:params.problems] if params.problems
+                       else pool.values_list("id", flat=True))
+    if not problem_ids:
+        raise InvalidInput("no eligible problems: import problems with reference answers first", field="problems")
+    number = (Round.objects.aggregate(n=Max("number"))["n"] or 0) + 1
+    parameters = {**params.__dict__, "generator": params.generator or settings.STEPWISE_GENERATOR,
+                  "problem_ids": problem_ids, "requested_by": getattr(user, "username", None)}
+    round_ = Round.objects.create(number=number, name=name or f"round {number}", status=Round.Status.PENDING,
+                                  overlap=params.overlap, parameters=parameters, started=timezone.now(),
+                                  qc_rate=params.qc_rate if params.qc_rate is not None else settings.STEPWISE_QC_RATE)
+    send("workers.tasks.round_advance", round_.pk)
+    return round_
+
+
+def round_candidates(round_: Round):
+    """The round's candidate solutions: every solution of its problems."""
+    return Solution.objects.filter(problem_id__in=round_.parameters["problem_ids"])
+
+
+def round_advance(*, round_id: int) -> str:
+    """Move the round on as far as it can go now; returns its status. Safe to call any number of times."""
+    round_ = Round.objects.get(pk=round_id)
+    if round_.status in (Round.Status.DONE, Round.Status.FAILED):
+        return round_.status
+    failed = Job.objects.filter(round=round_, status=Job.Status.FAILED).first()
+    if failed:
+        return round_fail(round_id=round_id, error=f"{failed.kind} job {failed.pk} failed: {failed.error}")
+    _grade_candidates(round_)
+    with transaction.atomic():
+        round_ = Round.objects.select_for_update().get(pk=round_id)
+        if round_.status in (Round.Status.DONE, Round.Status.FAILED):
+            return round_.status
+        for stage in (_generating, _training, _scoring):
+            waiting = stage(round_)
+            if waiting:
+                return round_.status
+        _select(round_)
+        return round_.status
+
+
+def round_fail(*, round_id: int, error: str) -> str:
+    Round.objects.filter(pk=round_id).exclude(status=Round.Status.DONE).update(
+        status=Round.Status.FAILED, error=error[:10000], finished=timezone.now())
+    return Round.Status.FAILED
+
+
+def _grade_candidates(round_):
+    from labeling.services.data.solution_grading import solutions_grade
+
+    ungraded = list(round_candidates(round_).filter(is_correct__isnull=True).values_list("id", flat=True))
+    if ungraded:
+        solutions_grade(solution_ids=ungraded)
+
+
+def _job(round_, kind):
+    return Job.objects.filter(round=round_, kind=kind).order_by("-id").first()
+
+
+def _set_status(round_, status):
+    if round_.status != status:
+        round_.status = status
+        round_.save(update_fields=["status"])
+
+
+def _generating(round_) -> bool:
+    params = round_.parameters
+    m = params.get("candidates")
+    if not m:
+        return False
+    job = _job(round_, Job.Kind.GENERATE)
+    if job is not None:
+        return job.status != Job.Status.DONE
+    have = dict(round_candidates(round_).values("problem_id").annotate(n=Count("id")).values_list("problem_id", "n"))
+    short = [pid for pid in params["problem_ids"] if have.get(pid, 0) < m]
+    if not short:
+        return False
+    from labeling.services.rounds.registry import generator_version
+
+    spec = params["generator"]
+    job = job_create(kind=Job.Kind.GENERATE, round=round_, model_version=generator_version(spec=spec),
+                     chunks=split(short, settings.STEPWISE_GENERATION_CHUNK),
+                     parameters={"candidates": m, "spec": spec,
+                                 "sampling": {"temperature": params["temperature"], "top_p": 0.95,
+                                              "max_new_tokens": params["max_new_tokens"], "seed": params["seed"],
+                                              "step_delimiter": params.get("step_delimiter", "\n\n"),
+                                              "batch_size": settings.STEPWISE_GENERATION_BATCH}})
+    _set_status(round_, Round.Status.GENERATING)
+    for chunk_id in job.chunks.order_by("index").values_list("id", flat=True):
+        send("workers.tasks.gpu_generate_chunk", chunk_id)
+    return True
+
+
+def _training(round_) -> bool:
+    if round_.selector_id is not None:
+        return False
+    active = selector_active()
+    if active is not None:
+        round_.selector = active
+        round_.save(update_fields=["selector"])
+        return False
+    job = _job(round_, Job.Kind.TRAIN_SELECTOR)
+    if job is not None and job.status == Job.Status.DONE:
+        raise RuntimeError(f"round {round_.number}: the selector training job {job.pk} is done "
+                           "but no selector is active")
+    if job is None:
+        from labeling.services.rounds.bootstrap import bootstrap_job_create
+
+        job = bootstrap_job_create(round_=round_)
+        send("workers.tasks.gpu_train_selector", job.pk)
+    _set_status(round_, Round.Status.TRAINING)
+    return True
+
+
+def _scoring(round_) -> bool:
+    job = _job(round_, Job.Kind.SCORE)
+    if job is not None and job.model_version_id == round_.selector_id:
+        return job.status != Job.Status.DONE
+    scored = VerifierScore.objects.filter(solution_id=OuterRef("pk"), model_version_id=round_.selector_id)
+    missing = list(round_candidates(round_).filter(~Exists(scored)).order_by("id").values_list("id", flat=True))
+    if not missing:
+        return False
+    job = job_create(kind=Job.Kind.SCORE, round=round_, model_version=round_.selector,
+                     chunks=split(missing, settings.STEPWISE_SCORING_CHUNK),
+                     parameters={"batch_size": settings.STEPWISE_SCORING_BATCH,
+                                 "max_length": settings.STEPWISE_SCORING_MAX_LENGTH})
+    _set_status(round_, Round.Status.SCORING)
+    for chunk_id in job.chunks.order_by("index").values_list("id", flat=True):
+        send("workers.tasks.gpu_score_chunk", chunk_id)
+    return True
+
+
+def _qc_solution_ids():
+    return set(Task.objects.filter(kind__in=[Task.Kind.QC, Task.Kind.SCREENING]).values_list("solution_id", flat=True))
+
+
+def _select(round_):
+    started = timezone.now()
+    params = round_.parameters
+    taken_before = RoundSelection.objects.exclude(round=round_).exclude(reason=RoundSelection.Reason.QC)
+    rows = (round_candidates(round_).filter(scores__model_version_id=round_.selector_id)
+            .exclude(id__in=taken_before.values("solution_id"))
+            .values_list("id", "problem_id", "scores__score", "is_correct"))
+    candidates = [{"solution_id": sid, "problem_id": pid, "score": score, "is_correct": correct}
+                  for sid, pid, score, correct in rows]
+    selected = select_for_round(candidates, per_problem=params["per_problem"],
+                                wrong_fraction=params["wrong_fraction"], qc_ids=_qc_solution_ids())
+    RoundSelection.objects.bulk_create([
+        RoundSelection(round=round_, solution_id=s.solution_id, problem_id=s.problem_id, score=s.score,
+                       is_correct=s.is_correct, reason=s.reason, rank=rank) for rank, s in enumerate(selected)],
+        ignore_conflicts=True)
+    moved, created = _queue(round_, [s for s in selected if s.reason != RoundSelection.Reason.QC])
+    by_reason = {}
+    for s in selected:
+        by_reason[s.reason] = by_reason.get(s.reason, 0) + 1
+    now = timezone.now()
+    jobs = {job.kind: (job.finished - job.started).total_seconds()
+            for job in Job.objects.filter(round=round_, status=Job.Status.DONE) if job.started and job.finished}
+    round_.stats = {
+        "problems": len(params["problem_ids"]), "candidates": round_candidates(round_).count(),
+        "generated": Solution.objects.filter(problem_id__in=params["problem_ids"],
+                                             generator=params["generator"]).count() if params.get("candidates") else 0,
+        "scored": len(candidates), "selected": by_reason, "tasks_created": created, "tasks_moved": moved,
+        "wrong_among_candidates": sum(1 for c in candidates if c["is_correct"] is False),
+        "seconds": {**{f"{kind}": s for kind, s in jobs.items()},
+                    "select": (now - started).total_seconds(),
+                    "total": (now - round_.started).total_seconds() if round_.started else None},
+    }
+    round_.status = Round.Status.DONE
+    round_.finished = now
+    round_.save(update_fields=["stats", "status", "finished"])
+
+
+def _queue(round_, selected) -> tuple[int, int]:
+    """Tasks for the selected solutions, highest score served first. A solution already queued outside
+    any round and not yet touched joins the round instead of getting a second task."""
+    ids = [s.solution_id for s in selected]
+    untouched = dict(Task.objects.filter(solution_id__in=ids, round__isnull=True, kind=Task.Kind.ROUND, taken=0,
+                                         submitted=0).values_list("solution_id", "id"))
+    existing = set(Task.objects.filter(solution_id__in=ids, round=round_, kind=Task.Kind.ROUND)
+                   .values_list("solution_id", flat=True))
+    moved, new = 0, []
+    for s in selected:
+        if s.solution_id in existing:
+            continue
+        if s.solution_id in untouched:
+            moved += Task.objects.filter(pk=untouched[s.solution_id], taken=0, submitted=0).update(
+                round=round_, priority=s.score, overlap=round_.overlap)
+        else:
+            new.append(Task(solution_id=s.solution_id, round=round_, kind=Task.Kind.ROUND, priority=s.score,
+                            overlap=round_.overlap))
+    Task.objects.bulk_create(new, ignore_conflicts=True)
+    return moved, len(new)
+
+
+def selection_rows(*, round_: Round):
+    return round_.selections.order_by("rank").values("solution_id", "problem_id", "score", "is_correct", "reason")
+
+
+def round_progress(*, round_: Round) -> dict:
+    """What the admin's progress bar shows: the round's stage and its current job's progress."""
+    job = round_.jobs.exclude(status=Job.Status.FAILED).order_by("-id").first() or round_.jobs.order_by("-id").first()
+    return {"round": round_.number, "status": round_.status, "error": round_.error, "stats": round_.stats,
+            "job": None if job is None else {
+                "id": job.pk, "kind": job.kind, "status": job.status, "done": job.done, "total": job.total,
+                "progress": job.progress, "message": job.message, "error": job.error,
+                "chunks": job.chunks.count(), "chunks_done": job.chunks.filter(status="done").count()}}
+

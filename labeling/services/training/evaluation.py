@@ -1,0 +1,346 @@
+"""Evaluating a PRM version on the held-out set, and promoting a version to be the selector.
+
+The held-out set is what belongs to problems in split "test" (`Problem.split`). Rounds never draw
+those problems (rounds.eligible_problems), so a PRM trained on round labels has not seen them:
+
+- Step labels: every annotation of a test problem that is neither quality control nor screening,
+  read as labeling.formats.training.annotation_steps reads it for training (the chosen completion
+  per step, up to and including the first -1). Each annotation is one trajectory, so a solution
+  rated by three annotators counts three times, as its three labelings would in training.
+- First-error golds (ProcessBench): the trajectories that end in a -1 (gold = that step) or that
+  the annotator finished without one (finish_reason "solution", gold = -1). A trajectory given up
+  on, or stopped as a bad problem, says nothing of where the first error is: AUROC only.
+- Best-of-N: every graded candidate solution (is_correct not null) of a test problem.
+
+Scores (labeling.core.evaluation has the metrics): a step's score is P(not negative), p_neu + p_pos of
+a step-head PRM's triple or the value itself for an implicit PRM's sigmoid(q_k). A step truncated
+away (None) is left out of AUROC, and its trajectory out of F1. A candidate's PRM score is the
+scorer's solution score, as a round would queue it (0 when nothing could be scored); its "last"
+score is its last scored step's P(not negative). Answers are grouped for majority voting after the
+MATH and PRM800K normalisations (labeling.core.normalize), so "\\frac12" and "1/2" are one vote.
+
+"Better" (promote_if_better): on the same held-out set (equal digests), a higher ProcessBench F1 at
+the fixed threshold 0.5, and a best-of-N PRM accuracy at the largest N that is not lower. The F1 at
+the best threshold is fitted on the held-out set itself, so it is reported but decides nothing.
+An admin's "Make selector" (version_promote) compares nothing. STEPWISE_AUTO_PROMOTE=if_better makes
+each retrain start an evaluation with promote_if_better (labeling.services.training.retraining).
+"""
+import hashlib
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.core import evaluation
+from labeling.core import normalize as mn
+from labeling.formats.training import annotation_steps
+from labeling.models import Annotation, Job, ModelVersion, Solution, Split, VerifierScore
+from labeling.services.jobs.dispatch import send
+from labeling.services.jobs.rows import job_create, split
+from labeling.services.rounds.registry import selector_activate, selector_active
+from labeling.services.rounds.scoring import rounded_step_values
+from labeling.services.data.training_exports import annotation_labels
+from labeling.errors import EvaluationError
+
+CHUNK = 500  # annotations read per round of queries
+FIXED_THRESHOLD = 0.5
+BEST_OF_N_RULES = ("prm", "last", "majority", "oracle")
+MAX_MAJORITY_SUBSETS = 20_000  # above this, majority vote is estimated by draws instead of enumerated
+
+
+# --- the held-out set ---------------------------------------------------------------------------
+
+def heldout_annotations():
+    return Annotation.objects.filter(problem__split=Split.TEST, is_quality_control=False, is_screening=False)
+
+
+def heldout_candidates():
+    return Solution.objects.filter(problem__split=Split.TEST, is_correct__isnull=False)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    annotation_id: int
+    problem_id: int
+    prompt: str
+    steps: tuple
+    ratings: tuple
+    finished: bool  # finish_reason "solution": the annotator reached the end
+
+    @property
+    def gold(self):
+        """ProcessBench gold: the first -1's index, -1 for a finished one without, None when unknown."""
+        if self.ratings[-1] == -1:
+            return len(self.ratings) - 1
+        return -1 if self.finished else None
+
+
+def heldout_trajectories(*, chunk=CHUNK):
+    """Yield a Trajectory per held-out annotation with a rated step, in annotation id order."""
+    qs = heldout_annotations().order_by("id")
+    last = 0
+    while True:
+        header = list(qs.filter(id__gt=last).values_list("id", "problem_id", "problem__text", "finish_reason")[:chunk])
+        if not header:
+            return
+        last = header[-1][0]
+        ids = [row[0] for row in header]
+        steps, completions = annotation_labels(ids)
+        for aid, pid, prompt, finish_reason in header:
+            path = annotation_steps(steps.get(aid, []), completions.get(aid, {}))
+            if path:
+                yield Trajectory(aid, pid, prompt, tuple(t for t, _ in path), tuple(r for _, r in path),
+                                 finish_reason == "solution")
+
+
+def answer_key(answer):
+    """A final answer as majority voting compares it; None when there is none."""
+    if answer is None or not answer.strip():
+        return None
+    try:
+        key = mn.prm_normalize(mn.mathd_normalize(answer))
+    except Exception:  # the normalisers give up on odd LaTeX: compare it as written
+        key = None
+    return key or answer.strip()
+
+
+def p_not_negative(value):
+    """A step's P(not an error): p_neu + p_pos of a triple, a float as it is, None for a truncated step."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return min(1.0, float(value[1]) + float(value[2]))
+    return float(value)
+
+
+# --- starting, running, storing -----------------------------------------------------------------
+
+@transaction.atomic
+def evaluation_start(*, version: ModelVersion, user=None, promote_if_better: bool = False) -> Job:
+    """A Job EVALUATE for `version`, sent to a GPU worker on commit. An evaluation of it already under way is
+    returned instead of a second one."""
+    if version.kind != ModelVersion.Kind.PRM:
+        raise EvaluationError(f"{version.name} is a {version.kind}, not a PRM: only a PRM can be evaluated")
+    if not heldout_annotations().exists() and not heldout_candidates().exists():
+        raise EvaluationError("no held-out data: evaluation reads annotations and graded candidate solutions of "
+                              "problems in split 'test', and there are none")
+    list(ModelVersion.objects.select_for_update().filter(pk=version.pk).values_list("id"))  # one click at a time
+    running = Job.objects.filter(kind=Job.Kind.EVALUATE, model_version=version,
+                                 status__in=[Job.Status.PENDING, Job.Status.RUNNING]).first()
+    if running is not None:
+        return running
+    job = job_create(kind=Job.Kind.EVALUATE, model_version=version, total=0, user=user,
+                     parameters={"promote_if_better": bool(promote_if_better)})
+    send("workers.tasks.gpu_evaluate", job.pk)
+    return job
+
+
+class _Progress:
+    def __init__(self, callback, total):
+        self.callback, self.total, self.done = callback, total, 0
+
+    def add(self, n, message):
+        self.done += n
+        if self.callback:
+            self.callback(self.done, max(self.total, self.done), message)
+
+
+def evaluate_version(*, version: ModelVersion, scorer, progress=None, batch_size: int | None = None,
+                     max_length: int | None = None) -> dict:
+    """Score the held-out set with `scorer` (built by the worker for `version`) and return its metrics.
+
+    Candidate solutions get a VerifierScore by `version` (those it has already are read, not scored
+    again). `progress(done, total, message)` is called after each batch. Returns a JSON-able dict; the
+    caller stores it (evaluation_save).
+    """
+    batch_size = batch_size or settings.STEPWISE_SCORING_BATCH
+    max_length = max_length or settings.STEPWISE_SCORING_MAX_LENGTH
+    started = time.monotonic()
+    tracker = _Progress(progress, heldout_annotations().count() + heldout_candidates().count())
+    digest = hashlib.sha256()
+    steps = _score_trajectories(scorer, batch_size, max_length, tracker, digest)
+    candidates = _score_candidates(version, scorer, batch_size, max_length, tracker, digest)
+    fixed = evaluation.processbench_f1(steps["golds"], [evaluation.first_error_prediction(s, FIXED_THRESHOLD)
+                                                        for s in steps["gold_scores"]])
+    try:
+        best = evaluation.best_threshold(steps["golds"], steps["gold_scores"])
+    except ValueError:  # needs both erroneous and correct solutions
+        best = None
+    bon, majority_method = _best_of_n(candidates["rows"])
+    max_n = bon["prm"][-1][0] if bon else None
+    return {
+        "version": {"id": version.pk, "name": version.name},
+        "evaluated_at": timezone.now().isoformat(),
+        "seconds": round(time.monotonic() - started, 3),
+        "held_out": {"split": Split.TEST.value, "digest": digest.hexdigest()},
+        "counts": {"annotations": steps["annotations"], "steps": len(steps["labels"]),
+                   "steps_truncated": steps["truncated"], "first_error_solutions": len(steps["golds"]),
+                   "solutions": len(candidates["rows"]), "scores_written": candidates["written"],
+                   "scores_reused": candidates["reused"],
+                   "best_of_n_problems": len({r["problem_id"] for r in candidates["rows"]}),
+                   "problems": len(steps["problems"] | {r["problem_id"] for r in candidates["rows"]})},
+        "step_auroc": evaluation.step_auroc(steps["scores"], steps["labels"]),
+        "processbench": {"fixed": {"threshold": FIXED_THRESHOLD, **fixed}, "best": best},
+        "processbench_f1": fixed["f1"],
+        "best_of_n": bon,
+        "best_of_n_max": {"n": max_n, **{rule: bon[rule][-1][1] for rule in bon}} if bon else None,
+        "best_of_n_majority": majority_method,
+    }
+
+
+def _score_trajectories(scorer, batch_size, max_length, tracker, digest):
+    out = {"scores": [], "labels": [], "golds": [], "gold_scores": [], "problems": set(), "annotations": 0,
+           "truncated": 0}
+    cache = {}  # identical trajectories (one solution, several annotators) are scored once
+    batch = []
+
+    def flush():
+        keys = [(t.prompt, t.steps) for t in batch]
+        todo = list(dict.fromkeys(k for k in keys if k not in cache))
+        if todo:
+            for key, values in zip(todo, scorer.score([(p, list(s)) for p, s in todo], batch_size=batch_size,
+                                                      max_length=max_length)):
+                cache[key] = [p_not_negative(v) for v in values]
+        for t, key in zip(batch, keys):
+            ok = cache[key]
+            digest.update(f"a{t.annotation_id};".encode())
+            out["annotations"] += 1
+            out["problems"].add(t.problem_id)
+            for score, rating in zip(ok, t.ratings):
+                if score is None:
+                    out["truncated"] += 1
+                else:
+                    out["scores"].append(score)
+                    out["labels"].append(rating)
+            if t.gold is not None and None not in ok:
+                out["golds"].append(t.gold)
+                out["gold_scores"].append(ok)
+        tracker.add(len(batch), f"scored {out['annotations']} labeled trajectories")
+        batch.clear()
+        if len(cache) > 10 * CHUNK:
+            cache.clear()
+
+    for trajectory in heldout_trajectories():
+        batch.append(trajectory)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return out
+
+
+def _score_candidates(version, scorer, batch_size, max_length, tracker, digest):
+    out = {"rows": [], "written": 0, "reused": 0}
+    ids = list(heldout_candidates().order_by("id").values_list("id", flat=True))
+    for part in split(ids, batch_size):
+        stored = {sid: (score, steps) for sid, score, steps in VerifierScore.objects.filter(
+            model_version=version, solution_id__in=part).values_list("solution_id", "score", "step_scores")}
+        missing = [sid for sid in part if sid not in stored]
+        if missing:
+            rows = list(Solution.objects.filter(id__in=missing).order_by("id").values_list("id", "problem__text",
+                                                                                           "steps"))
+            values = scorer.score([(text, steps) for _, text, steps in rows], batch_size=batch_size,
+                                  max_length=max_length)
+            new = []
+            for (sid, _, _), step_values in zip(rows, values):
+                score = scorer.solution_score(step_values)
+                new.append(VerifierScore(solution_id=sid, model_version=version, step_scores=rounded_step_values(step_values),
+                                         score=0.0 if score is None else float(score)))
+            with transaction.atomic():
+                VerifierScore.objects.bulk_create(new, ignore_conflicts=True)
+            stored.update({s.solution_id: (s.score, s.step_scores) for s in new})
+            out["written"] += len(new)
+        out["reused"] += len(part) - len(missing)
+        for sid, pid, answer, correct in Solution.objects.filter(id__in=part).order_by("id").values_list(
+                "id", "problem_id", "final_answer", "is_correct"):
+            score, step_scores = stored[sid]
+            ok = [p for p in map(p_not_negative, step_scores or []) if p is not None]
+            digest.update(f"s{sid}{correct:d};".encode())
+            out["rows"].append({"problem_id": pid, "answer": answer_key(answer), "is_correct": bool(correct),
+                                "score_prm": float(score), "score_last": ok[-1] if ok else 0.0})
+        tracker.add(len(part), f"scored {len(out['rows'])} candidate solutions")
+    return out
+
+
+def _best_of_n(rows):
+    """{rule: [[N, accuracy], ...]} for N = 1, 2, 4, ... up to the most candidates a problem has."""
+    by_problem = {}
+    for row in rows:
+        by_problem.setdefault(row["problem_id"], []).append(row)
+    problems = list(by_problem.values())
+    if not problems:
+        return {}, None
+    ns = evaluation.default_ns(max(len(p) for p in problems))
+    results = evaluation.best_of_n_exact(problems, ns, rules=("prm", "last", "oracle"))
+    try:
+        results |= evaluation.best_of_n_exact(problems, ns, rules=("majority",), max_subsets=MAX_MAJORITY_SUBSETS)
+        method = "exact"
+    except ValueError:  # too many subsets to enumerate: the unbiased sampled estimate
+        results |= evaluation.best_of_n(problems, ns, rules=("majority",), samples=200, seed=0)
+        method = "sampled"
+    return {rule: [[n, acc] for n, acc in results[rule]] for rule in BEST_OF_N_RULES}, method
+
+
+@transaction.atomic
+def evaluation_save(*, version: ModelVersion, metrics: dict) -> ModelVersion:
+    """Store `metrics` as the version's `metrics["evaluation"]`, keeping its other metrics."""
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    version.metrics = {**(version.metrics or {}), "evaluation": metrics}
+    version.save(update_fields=["metrics"])
+    return version
+
+
+# --- promotion ----------------------------------------------------------------------------------
+
+def version_promote(*, version: ModelVersion, user=None) -> ModelVersion:
+    """Make `version` the active selector (an admin's decision: no comparison). Rounds started later use it."""
+    return selector_activate(version=version)
+
+
+def evaluation_better(new: dict, old: dict) -> bool:
+    """The rule of the module docstring, on two evaluations of one held-out set."""
+    f1_new, f1_old = new.get("processbench_f1"), old.get("processbench_f1")
+    if f1_new is None or (f1_old is not None and not f1_new > f1_old):
+        return False
+    bon_new, bon_old = (((e.get("best_of_n_max") or {}).get("prm")) for e in (new, old))
+    if bon_old is not None and (bon_new is None or bon_new < bon_old):
+        return False
+    return True
+
+
+def promotion_baseline(*, version: ModelVersion) -> ModelVersion | None:
+    """The active selector, when it must be evaluated before `version` can be compared with it: it has no
+    evaluation, or one of another held-out set (labels were added since). None when nothing is needed."""
+    active = selector_active()
+    new = (ModelVersion.objects.get(pk=version.pk).metrics or {}).get("evaluation")
+    if active is None or active.pk == version.pk or not new:
+        return None
+    old = (active.metrics or {}).get("evaluation")
+    return active if not old or old["held_out"]["digest"] != new["held_out"]["digest"] else None
+
+
+def promote_if_better(*, version: ModelVersion) -> bool:
+    """Make `version` the selector if it beats the active one on the same held-out set; True if it did.
+
+    With no active selector there is nothing to beat: an evaluated version is promoted. An active
+    selector without a comparable evaluation is never replaced blindly (the worker evaluates it first,
+    see promotion_baseline).
+    """
+    with transaction.atomic():
+        # Lock the PRM rows as selector_activate does, so the comparison and the switch see one selector.
+        list(ModelVersion.objects.select_for_update().filter(kind=ModelVersion.Kind.PRM).order_by("id")
+             .values_list("id", flat=True))
+        version = ModelVersion.objects.get(pk=version.pk)
+        new = (version.metrics or {}).get("evaluation")
+        active = selector_active()
+        if not new or version.kind != ModelVersion.Kind.PRM or (active is not None and active.pk == version.pk):
+            return False
+        if active is not None:
+            old = (active.metrics or {}).get("evaluation")
+            if not old or old["held_out"]["digest"] != new["held_out"]["digest"] or not evaluation_better(new, old):
+                return False
+        selector_activate(version=version)
+        return True
+

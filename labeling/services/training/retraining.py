@@ -1,0 +1,289 @@
+"""Retraining the selector PRM on the collected step labels: a snapshot, a training job, a new version.
+
+`retrain_start` records what to train on as an `Export` row (format hf: one row per labeled solution
+with its -1/0/+1 ratings, made by labeling.services.data.training_exports with the step rules of
+labeling.formats.training: the chosen completion per step, up to and including the first -1) and a
+RETRAIN `Job`, and sends `workers.tasks.gpu_retrain` on commit. The worker writes the snapshot first,
+so the web request or the submission that starts a retrain never waits for an export; it then trains
+on exactly that file's rows (its sha256 is checked again) and registers the new PRM with the
+snapshot's id, sha256 and counts in `metrics` and `how_made`.
+
+Held-out problems (split "test"), quality-control and screening answers are never trained on, and
+the snapshot holds only annotations that existed when the retrain was asked for.
+
+A retrain never switches the selector itself. With promote "manual" an admin does; with "if_better"
+an evaluation run (labeling.services.training.evaluation, where it exists) compares the new version with
+the active selector and promotes it only if it wins. A failed run (a bad hyperparameter, a diverging
+loss, an exception, out of memory) marks the job failed and registers nothing; the trainer writes
+its folder whole or not at all. A redelivered message (its worker was killed: out of memory, a
+restart) fails the job rather than training again: a run that died of memory once would die again,
+and looping on it would hold a GPU worker forever. Start a new retrain instead.
+"""
+import logging
+import math
+import shutil
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from labeling.models import Annotation, Export, Job, ModelVersion, Round
+from labeling.services.jobs.dispatch import send
+from labeling.services.jobs.rows import job_create, job_finish
+from labeling.services.data.prm800k_export import ExportFilters
+from labeling.errors import InvalidInput
+from labeling.services.rounds.registry import model_version_register
+
+log = logging.getLogger(__name__)
+
+NEUTRAL = ("class", "positive", "negative", "drop")
+PROMOTE = ("manual", "if_better")
+SEPARATOR = "\n\n"
+CURVE_POINTS = 1000  # the most loss values kept: longer runs keep means of equal windows
+
+
+@dataclass(frozen=True)
+class RetrainParameters:
+    """neutral: what a 0 rating trains as. class (PRM800K's way: the neutral class of the 3-way head),
+    positive or negative (+1 / -1), or drop (leave out every labeled solution with a 0).
+    rounds: train only on these rounds' labels (None: every round, and labels outside rounds)."""
+    base: str = field(default_factory=lambda: settings.STEPWISE_RETRAIN_BASE)
+    learning_rate: float = 2e-5
+    epochs: int = 1
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 512
+    seed: int = 0
+    neutral: str = "class"
+    rounds: tuple[int, ...] | None = None
+    promote: str = field(default_factory=lambda: settings.STEPWISE_AUTO_PROMOTE)
+
+    def check(self):
+        if not isinstance(self.base, str) or not self.base.strip():
+            raise InvalidInput("base must name a model (a folder, a Hugging Face id, a .gguf or package:...)",
+                               field="base")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise InvalidInput(f"learning_rate must be a finite number > 0, got {lr!r}", field="learning_rate")
+        for name, least in (("epochs", 1), ("batch_size", 1), ("grad_accum", 1), ("max_length", 16), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InvalidInput(f"{name} must be a whole number >= {least}, got {value!r}", field=name)
+        if self.neutral not in NEUTRAL:
+            raise InvalidInput(f"neutral must be one of {', '.join(NEUTRAL)}, got {self.neutral!r}", field="neutral")
+        if self.rounds is not None and (not self.rounds or any(isinstance(n, bool) or not isinstance(n, int)
+                                                                for n in self.rounds)):
+            raise InvalidInput(f"rounds must be round numbers, got {self.rounds!r}", field="rounds")
+        if self.promote not in PROMOTE:
+            raise InvalidInput(f"promote must be one of {', '.join(PROMOTE)}, got {self.promote!r}", field="promote")
+
+
+# --- starting --------------------------------------------------------------------------------------
+
+@transaction.atomic
+def retrain_start(*, params: RetrainParameters, user=None, trigger: dict | None = None) -> Job:
+    """The snapshot's Export row and the RETRAIN job; the worker is sent the job once both are committed."""
+    params.check()
+    rounds = sorted(set(params.rounds)) if params.rounds is not None else None
+    if rounds is not None:
+        missing = set(rounds) - set(Round.objects.filter(number__in=rounds).values_list("number", flat=True))
+        if missing:
+            raise InvalidInput(f"no round {', '.join(map(str, sorted(missing)))}", field="rounds")
+    filters = {"exclude_qc": True, "exclude_screening": True, "exclude_test": True, "generations": rounds,
+               "until_id": Annotation.objects.aggregate(n=Max("id"))["n"] or 0}
+    if not ExportFilters(**filters).queryset().exists():
+        where = f" in round(s) {', '.join(map(str, rounds))}" if rounds else ""
+        raise InvalidInput(f"no labels to train on{where} (quality-control, screening and test-split labels "
+                           "never count)", field="rounds")
+    # The hf rows carry the -1/0/+1 ratings; its `neutral` option matters only for dropping.
+    export = Export.objects.create(format="hf", requested_by=user, filters={
+        **filters, "options": {"neutral": "drop" if params.neutral == "drop" else "positive"}})
+    job = job_create(kind=Job.Kind.RETRAIN, total=0, user=user, parameters={
+        **asdict(params), "rounds": rounds, "step_separator": SEPARATOR, "snapshot_export_id": export.pk,
+        "trigger": trigger or {"by": getattr(user, "username", None)}})
+    send("workers.tasks.gpu_retrain", job.pk)
+    return job
+
+
+def retrain_if_due(*, round_: Round) -> Job | None:
+    """Start the round's retrain once its submitted labels reach `parameters["label_target"]`.
+
+    Exactly once per round: `retrain_job_id` is written with a conditional update in the transaction
+    that creates the job, so of two submissions crossing the target at once one starts it.
+    """
+    target = (round_.parameters or {}).get("label_target")
+    if not target or "retrain_job_id" in round_.parameters:
+        return None
+    labels = Annotation.objects.filter(round_id=round_.pk, is_quality_control=False, is_screening=False).count()
+    if labels < target:
+        return None
+    try:
+        with transaction.atomic():
+            current = Round.objects.select_for_update().get(pk=round_.pk)
+            if "retrain_job_id" in current.parameters:
+                return None
+            job = retrain_start(params=RetrainParameters(), trigger={
+                "round": current.number, "label_target": target, "labels": labels})
+            claimed = Round.objects.filter(pk=current.pk, parameters__retrain_job_id__isnull=True).update(
+                parameters={**current.parameters, "retrain_job_id": job.pk})
+            if claimed != 1:
+                raise _Lost
+    except _Lost:
+        return None
+    return job
+
+
+class _Lost(Exception):
+    """Another process started the round's retrain first: roll this one back."""
+
+
+def retrain_after_submission(*, round_id: int) -> None:
+    """on_commit hook of a submission: never slows or fails the request (embedded mode trains in a thread)."""
+    from labeling.services.jobs.dispatch import in_background
+
+    try:
+        with in_background():
+            retrain_if_due(round_=Round.objects.get(pk=round_id))
+    except Exception:  # the submission is committed; a retrain that cannot start is logged, not a 500
+        log.exception("round %s: could not start the label-target retrain", round_id)
+
+
+def wants_retrain(round_: Round | None) -> bool:
+    """Whether a submission to this round may cross its label target (no query: the round is loaded)."""
+    params = round_.parameters if round_ is not None else None
+    return bool(params and params.get("label_target") and "retrain_job_id" not in params)
+
+
+# --- what the worker calls -------------------------------------------------------------------------
+
+def retrain_out_dir(*, job_id: int) -> Path:
+    return Path(settings.STEPWISE_MODEL_DIR) / f"prm-job{job_id}"
+
+
+def retrain_claim(*, job_id: int) -> Job | None:
+    """pending -> running, once. A message finding its job running was redelivered: its worker died
+    mid-run (killed, out of memory), so the job fails and what that worker left on disk goes."""
+    now = timezone.now()
+    if Job.objects.filter(pk=job_id, kind=Job.Kind.RETRAIN, status=Job.Status.PENDING).update(
+            status=Job.Status.RUNNING, started=now, heartbeat=now):
+        return Job.objects.get(pk=job_id)
+    if Job.objects.filter(pk=job_id, kind=Job.Kind.RETRAIN, status=Job.Status.RUNNING).update(
+            status=Job.Status.FAILED, finished=now, error="the worker running this retrain was lost (killed, out of "
+            "memory or restarted); nothing was registered: start a new retrain"):
+        retrain_cleanup(job_id=job_id)
+    job = Job.objects.filter(pk=job_id, kind=Job.Kind.RETRAIN, status=Job.Status.FAILED).first()
+    if job is not None:  # a snapshot left unwritten or half written would show as under way for ever
+        Export.objects.filter(pk=job.parameters.get("snapshot_export_id"),
+                              status__in=[Export.Status.PENDING, Export.Status.RUNNING]).update(
+            status=Export.Status.FAILED, finished=now, error=f"retrain job {job_id} ended before it was written")
+    return None
+
+
+def retrain_cleanup(*, job_id: int) -> None:
+    """Remove the job's model folder and the trainer's temporary folders, unless a version was registered."""
+    out = retrain_out_dir(job_id=job_id)
+    if ModelVersion.objects.filter(path=str(out)).exists():
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    if out.parent.is_dir():
+        for tmp in out.parent.glob(f".{out.name}.*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def retrain_snapshot(*, job: Job) -> dict:
+    """Write the job's snapshot export (if not yet written) and record it on the job."""
+    from labeling.services.data.exports import export_run
+
+    export_id = job.parameters["snapshot_export_id"]
+    export_run(export_id=export_id)
+    export = Export.objects.get(pk=export_id)
+    if export.status != Export.Status.DONE:
+        raise RuntimeError(f"snapshot export {export_id} is {export.status}: {export.error or 'not written'}")
+    provenance = export.provenance or {}
+    snapshot = {"export_id": export.pk, "sha256": export.sha256, "file": export.file, "format": export.format,
+                "records": export.record_count, "steps": export.step_count,
+                "annotations": provenance.get("annotations"),
+                "rounds": [r["number"] for r in provenance.get("rounds", [])],
+                "selectors": [s["name"] for s in provenance.get("selectors", [])],
+                "filters": export.filters, "stats": provenance.get("output", {})}
+    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(result={"snapshot": snapshot})
+    return snapshot
+
+
+def snapshot_items(*, snapshot: dict, neutral: str) -> list[tuple[str, list[str], list[int]]]:
+    """(problem, steps, ratings) per labeled solution of the snapshot file, read back from its parquet."""
+    import pyarrow.parquet as pq
+
+    from labeling.services.data.training_exports import _file_sha256
+
+    path = Path(settings.EXPORT_DIR) / snapshot["file"]
+    if _file_sha256(path) != snapshot["sha256"]:
+        raise RuntimeError(f"snapshot {path} changed since it was written (sha256 differs)")
+    with zipfile.ZipFile(path) as archive, archive.open("data.parquet") as data:
+        table = pq.read_table(data, columns=["prompt", "completions", "ratings"])
+    zero = {"positive": 1, "negative": -1}.get(neutral, 0)
+    return [(prompt, steps, [zero if r == 0 else r for r in ratings]) for prompt, steps, ratings in
+            zip(*(table.column(name).to_pylist() for name in ("prompt", "completions", "ratings")))]
+
+
+@transaction.atomic
+def retrain_register(*, job_id: int, out_dir: str, result: dict) -> ModelVersion | None:
+    """Register the trained PRM and finish the job in one transaction; None when the job stopped meanwhile."""
+    job = Job.objects.select_for_update().get(pk=job_id)
+    if job.status != Job.Status.RUNNING:
+        return None
+    params, snapshot = job.parameters, (job.result or {}).get("snapshot", {})
+    curve, every = _curve(result.get("loss_curve", []))
+    train = {k: v for k, v in result.items() if k not in ("loss_curve", "step_tokens")}
+    metrics = {"loss_curve": curve, "loss_curve_every": every, "final_loss": curve[-1] if curve else None,
+               "train": train, "snapshot": snapshot}
+    rounds = ", ".join(map(str, snapshot.get("rounds") or [])) or "none"
+    version = model_version_register(
+        name=f"prm-job{job.pk}", kind=ModelVersion.Kind.PRM, path=str(out_dir), base_model=params["base"],
+        how_made=(f"step-head PRM ({params['base']}) trained on {train.get('items')} labeled solutions "
+                  f"({train.get('labeled_steps')} rated steps) of snapshot export {snapshot.get('export_id')} "
+                  f"(sha256 {snapshot.get('sha256')}; rounds {rounds}; no QC, screening or test-split labels), "
+                  f"neutral as {params['neutral']}, lr={params['learning_rate']:g}, epochs={params['epochs']}, "
+                  f"batch={params['batch_size']}x{params['grad_accum']}, max_length={params['max_length']}, "
+                  f"seed={params['seed']}; retrain job {job.pk}"),
+        metrics=metrics,
+        config={"architecture": "step_head", "step_separator": params["step_separator"], "score_how": "product"})
+    Job.objects.filter(pk=job.pk).update(model_version=version)
+    promotion = _promotion(version=version, policy=params["promote"], user=job.requested_by)
+    if not job_finish(job_id=job.pk, result={**metrics, "model_version": {"id": version.pk, "name": version.name},
+                                             "promotion": promotion}):
+        raise RuntimeError(f"job {job.pk} stopped running while it was being registered")
+    return version
+
+
+def _curve(values: list[float]) -> tuple[list[float], int]:
+    every = max(1, math.ceil(len(values) / CURVE_POINTS))
+    if every == 1:
+        return list(values), 1
+    return [sum(values[i:i + every]) / len(values[i:i + every]) for i in range(0, len(values), every)], every
+
+
+def _promotion(*, version: ModelVersion, policy: str, user=None) -> dict:
+    """The promotion hook: "if_better" starts an evaluation that may promote; "manual" does nothing.
+
+    labeling.services.training.evaluation is optional (written beside this module): without it, nothing
+    happens and the job result says so. An evaluation that cannot start (no held-out data) is
+    recorded, and the new version stays registered.
+    """
+    if policy != "if_better":
+        return {"policy": policy}
+    try:
+        from labeling.services.training.evaluation import evaluation_start
+    except ImportError:
+        return {"policy": policy, "skipped": "labeling.services.training.evaluation is not installed"}
+    try:
+        with transaction.atomic():
+            run = evaluation_start(version=version, user=user, promote_if_better=True)
+    except Exception as exc:  # a savepoint: the registration stands without its evaluation
+        log.warning("%s: no evaluation started: %s", version.name, exc)
+        return {"policy": policy, "error": f"{type(exc).__name__}: {exc}"}
+    return {"policy": policy, "evaluation_job_id": getattr(run, "pk", None)}

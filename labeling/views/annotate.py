@@ -1,0 +1,66 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.db.models import F
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from labeling.queries import counts as selectors
+from labeling.services.annotation import queue
+from labeling.models import Assignment, Export, Task
+
+
+def _live_assignment(user):
+    annotator = getattr(user, "annotator", None)
+    return queue.assignment_live(annotator_id=annotator.pk) if annotator else None
+
+
+def _has_work(user):
+    """A hint for the home page only; the queue service decides what is really served."""
+    if _live_assignment(user):
+        return True
+    return (Task.objects.filter(taken__lt=F("overlap"))
+            .exclude(assignments__annotator__user=user).exists())
+
+
+@login_required
+def home(request):
+    is_admin = request.user.is_staff
+    return render(request, "labeling/home.html", {
+        "counts": selectors.dataset_counts() if is_admin else None,
+        "is_admin": is_admin,
+        "has_work": not is_admin and _has_work(request.user),
+    })
+
+
+@login_required
+@ensure_csrf_cookie
+def label(request, assignment_id=None):
+    """The labeling page. Its data come from the JSON API; the URL names the assignment so a reload resumes it."""
+    if assignment_id is None:
+        assignment = _live_assignment(request.user)
+    else:
+        assignment = get_object_or_404(Assignment, id=assignment_id, annotator__user=request.user)
+        if assignment.status != Assignment.Status.LEASED:
+            return redirect("label")
+    config = {
+        "assignmentId": assignment.id if assignment else None,
+        "api": "/api/",
+        "labelUrl": reverse("label"),
+        "loginUrl": f"{settings.LOGIN_URL}?next={reverse('label')}",
+    }
+    return render(request, "labeling/label.html", {"config": config})
+
+
+@staff_member_required
+def export_download(request, export_id):
+    export = get_object_or_404(Export, id=export_id, status=Export.Status.DONE)
+    path = Path(settings.EXPORT_DIR) / export.file
+    if not export.file or not path.is_file():
+        raise Http404("export file is gone")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=export.file,
+                        content_type="application/jsonl")
