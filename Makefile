@@ -70,7 +70,8 @@ test-sqlite:
 	@echo "=== suite on SQLite (embedded default) ==="
 	env -u DATABASE_URL STEPWISE_REQUIRE_DB=sqlite $(PY) -m pytest -q -rs tests --ignore=tests/test_grading.py \
 	  --ignore=tests/test_implicit_prm.py --ignore=tests/test_generator.py --ignore=tests/test_prm_training.py \
-	  --ignore=tests/test_prm_scoring.py --ignore=tests/test_evaluation.py --ignore=tests/test_charts.py
+	  --ignore=tests/test_prm_scoring.py --ignore=tests/test_evaluation.py --ignore=tests/test_charts.py \
+	  --ignore=tests/test_model_cache.py
 
 # Round 0 runs beside the server: it trains the implicit-PRM selector on SmolLM2 from the demo's graded
 # solutions, scores them all and queues the most convincing wrong ones; annotators can work meanwhile, and
@@ -83,8 +84,8 @@ demo: install
 	  $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 bench: install services
-	-DATABASE_URL=$(PG_URL) $(PY) bench/io.py
-	-DATABASE_URL=$(PG_URL) $(PY) bench/queue.py
+	-DATABASE_URL=$(PG_URL) $(PY) bench/import_export.py
+	-DATABASE_URL=$(PG_URL) $(PY) bench/serving.py
 
 clean:
 	rm -rf $(VENV) stepwise.sqlite3 media

@@ -136,7 +136,6 @@ CELERY_TASK_ROUTES = {
     # Generation, scoring and training: workers that load models (start them with -Q gpu).
     "workers.tasks.gpu_*": {"queue": STEPWISE_GPU_QUEUE},
     "workers.tasks.export_*": {"queue": STEPWISE_DEFAULT_QUEUE},
-    "workers.tasks.grade_*": {"queue": STEPWISE_DEFAULT_QUEUE},
     "workers.tasks.round_*": {"queue": STEPWISE_DEFAULT_QUEUE},
 }
 CELERY_TASK_DEFAULT_QUEUE = STEPWISE_DEFAULT_QUEUE

@@ -7,6 +7,5 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include("labeling.api.urls")),
-    path("dashboard/", include("labeling.views.dashboard")),
     path("", include("labeling.urls")),
 ]

@@ -262,8 +262,10 @@ class Completion(models.Model):
         ]
 
 
-class Export(models.Model):
-    """A background export job and its snapshot file."""
+class JobRow(models.Model):
+    """What every long-running row has (a Job, an Export): one status machine, progress, heartbeat, error, and
+    the id of the Celery message that runs it. labeling.services.jobs.rows claims, progresses, finishes
+    and fails either kind with the same conditional updates; the UI polls these rows, never the broker."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -271,22 +273,39 @@ class Export(models.Model):
         DONE = "done"
         FAILED = "failed"
 
-    format = models.CharField(max_length=32, default="prm800k")
-    filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
-    progress = models.FloatField(default=0.0)
-    record_count = models.BigIntegerField(null=True, blank=True)
-    step_count = models.BigIntegerField(null=True, blank=True)
-    sha256 = models.CharField(max_length=64, blank=True, default="")
-    file = models.CharField(max_length=500, blank=True, default="")
-    # Where the snapshot's labels came from: rounds, selector model versions, label counts.
-    provenance = models.JSONField(default=dict, blank=True)
+    total = models.BigIntegerField(default=0, help_text="items to process (solutions, problems, steps, records)")
+    done = models.BigIntegerField(default=0)
+    message = models.CharField(max_length=300, blank=True, default="", help_text="what it is doing now")
     error = models.TextField(blank=True, default="")
     celery_task_id = models.CharField(max_length=255, blank=True, default="")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.DONE:
+            return 1.0
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+
+class Export(JobRow):
+    """A background export job and its snapshot file."""
+
+    format = models.CharField(max_length=32, default="prm800k")
+    filters = models.JSONField(default=dict, blank=True)
+    record_count = models.BigIntegerField(null=True, blank=True)
+    step_count = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    file = models.CharField(max_length=500, blank=True, default="")
+    # Where the snapshot's labels came from: rounds, selector model versions, label counts.
+    provenance = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created"]
@@ -397,54 +416,29 @@ class RoundSelection(models.Model):
         constraints = [models.UniqueConstraint(fields=["round", "solution"], name="one_selection_per_solution")]
 
 
-class Job(models.Model):
-    """A background job (generation, selector training, scoring, selection, retraining, evaluation).
+class Job(JobRow):
+    """A background job (generation, selector training, scoring, retraining, evaluation).
 
-    The UI polls this row, never the Celery result backend. Work that can be split is split into
-    `JobChunk`s, one Celery message each, so a killed worker loses one chunk's work at most and GPU
-    workers on several machines share a job.
+    Work that can be split is split into `JobChunk`s, one Celery message each, so a killed worker
+    loses one chunk's work at most and GPU workers on several machines share a job.
     """
 
     class Kind(models.TextChoices):
         GENERATE = "generate"
         TRAIN_SELECTOR = "train_selector"
         SCORE = "score"
-        SELECT = "select"
         RETRAIN = "retrain"
         EVALUATE = "evaluate"
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
-
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="jobs", help_text="the model it uses (or made)")
     parameters = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
-    total = models.BigIntegerField(default=0, help_text="items to process (solutions, problems, steps)")
-    done = models.BigIntegerField(default=0)
-    message = models.CharField(max_length=300, blank=True, default="", help_text="what it is doing now")
-    error = models.TextField(blank=True, default="")
-    celery_task_id = models.CharField(max_length=255, blank=True, default="")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created = models.DateTimeField(auto_now_add=True)
-    started = models.DateTimeField(null=True, blank=True)
-    finished = models.DateTimeField(null=True, blank=True)
-    heartbeat = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
-
-    @property
-    def progress(self) -> float:
-        if self.status == self.Status.DONE:
-            return 1.0
-        return min(1.0, self.done / self.total) if self.total else 0.0
 
     def __str__(self):
         return f"{self.kind} job {self.pk} ({self.status})"
@@ -464,6 +458,7 @@ class JobChunk(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True, default="")
+    celery_task_id = models.CharField(max_length=255, blank=True, default="", help_text="its latest message")
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
 

@@ -1,16 +1,16 @@
 from django.urls import path
 
-from labeling.views import annotate as views
-from labeling.views import rounds as views_rounds
+from labeling.views import dashboard, exports, label, rounds
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("label/", views.label, name="label"),
-    path("label/<int:assignment_id>/", views.label, name="label-assignment"),
-    path("exports/<int:export_id>/download/", views.export_download, name="export-download"),
-    path("rounds/", views_rounds.rounds, name="rounds"),
-    path("rounds/models/<int:version_id>/evaluate/", views_rounds.version_evaluate, name="rounds-evaluate"),
-    path("rounds/models/<int:version_id>/make-selector/", views_rounds.version_make_selector,
+    path("", label.home, name="home"),
+    path("label/", label.label, name="label"),
+    path("label/<int:assignment_id>/", label.label, name="label-assignment"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("exports/<int:export_id>/download/", exports.export_download, name="export-download"),
+    path("rounds/", rounds.rounds, name="rounds"),
+    path("rounds/models/<int:version_id>/evaluate/", rounds.version_evaluate, name="rounds-evaluate"),
+    path("rounds/models/<int:version_id>/make-selector/", rounds.version_make_selector,
          name="rounds-make-selector"),
-    path("rounds/retrain/", views_rounds.retrain_now, name="rounds-retrain"),
+    path("rounds/retrain/", rounds.retrain_now, name="rounds-retrain"),
 ]

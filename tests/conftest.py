@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 
+# Helper modules that assert on a test's behalf: their failures explain themselves as a test's own do.
+pytest.register_assert_rewrite("tests.api_client", "tests.label_page_ui")
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -46,6 +49,55 @@ def bob(db, django_user_model):
     """An annotator."""
     from labeling.services.annotation.accounts import annotator_create
     return annotator_create(username="bob", password="bob-pw").user
+
+
+@pytest.fixture
+def as_bob(bob):
+    """bob's token client for the JSON API."""
+    from tests.api_client import api_as
+    return api_as(bob)
+
+
+@pytest.fixture
+def fast_passwords(settings):
+    """bob's password is hashed once per test: a fast hasher keeps 50 tests from taking 20 s."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, one per test module (see tests/browser.py)."""
+    from tests.browser import chromium
+    yield from chromium()
+
+
+@pytest.fixture
+def By():
+    from selenium.webdriver.common.by import By
+    return By
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Call a service, then run what it sends on commit (a test's transaction never commits) as a commit
+    would; return its row (a round, a job) as the database has it afterwards."""
+    def run(service, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            row = service(**kwargs)
+        row.refresh_from_db()
+        return row
+    return run
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models gain nothing from threads; on a shared 2-core machine a second thread waiting on busy
+    cores made each forward pass ~10x slower and each training step up to 50x."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def test_the_window_and_round_filters(client, alice, labeled):
     assert cell(client.get("/dashboard/?round=1").content.decode(), "overlapped-tasks") == "3"
 
 
-def test_selectors_match_the_hand_computed_values_in_a_few_queries(labeled):
+def test_queries_match_the_hand_computed_values_in_a_few_queries(labeled):
     since = timezone.now() - dt.timedelta(days=30)
     with CaptureQueriesContext(connection) as queries:
         view = overlap_agreement(since=since)

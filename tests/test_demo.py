@@ -35,7 +35,7 @@ def test_it_loads_the_demo_and_prints_the_logins(client):
 
 
 def test_demo_solutions_follow_the_answer_convention():
-    from labeling.core.grading import extract_answer
+    from labeling.core.solution_text import extract_answer
     for line in (ROOT / "labeling" / "demo" / "solutions.jsonl").read_text().splitlines():
         record = json.loads(line)
         assert extract_answer(record["steps"][-1]) == record["answer"]

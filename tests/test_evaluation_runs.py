@@ -9,13 +9,12 @@ import math
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.utils import timezone
 
-from labeling.models import (Annotation, Annotator, Completion, Job, ModelVersion, Problem, Solution, StepLabel,
-                             VerifierScore)
+from labeling.models import Annotator, Job, ModelVersion, Problem, Solution, VerifierScore
 from labeling.services.training.evaluation import evaluate_version, evaluation_better, evaluation_save, evaluation_start, promote_if_better, promotion_baseline, version_promote
 from labeling.errors import EvaluationError
 from labeling.services.rounds.registry import model_version_register, selector_activate, selector_active
+from tests.label_factories import annotation_make
 
 # P(step is not an error) of every step text in the held-out set below.
 P_OK = {"a1": .9, "a2": .8, "a3": .3, "b1": .7, "b2": .4, "c1": .6, "c2": .55, "d1": .2, "e1": .95, "e2": .85,
@@ -45,14 +44,7 @@ def solution(problem, steps, answer=None, correct=None):
 
 
 def annotate(annotator, sol, ratings, finish_reason, **extra):
-    """An annotation stored as submission stores phase 2: completion 0 per step, no chosen completion at a -1."""
-    a = Annotation.objects.create(annotator=annotator, solution=sol, problem=sol.problem, timestamp=timezone.now(),
-                                  finish_reason=finish_reason, **extra)
-    StepLabel.objects.bulk_create([StepLabel(annotation=a, index=i, chosen_completion=None if r == -1 else 0)
-                                   for i, r in enumerate(ratings)])
-    Completion.objects.bulk_create([Completion(annotation=a, step_index=i, index=0, text=sol.steps[i], rating=r)
-                                    for i, r in enumerate(ratings)])
-    return a
+    return annotation_make(annotator=annotator, solution=sol, ratings=ratings, finish_reason=finish_reason, **extra)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ import importlib.util
 
 import pytest
 
-from workers.ml.generator import INSTRUCTION, build_prompt, row_seed, split_into_steps
+from labeling.core.solution_text import split_into_steps
+from workers.ml.generator import INSTRUCTION, build_prompt, row_seed
 
 PROBLEMS = ["What is 2+3?", "Solve $3(x-4)+2=5x-18$ for $x$, and give the sum of all solutions."]
 

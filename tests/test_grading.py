@@ -1,5 +1,6 @@
-"""labeling.core.grading: agreement with the PRM800K reference grader, the fixed mode,
-answer extraction, and time limits. Pure functions: no database, no Django."""
+"""labeling.core.grading: agreement with the PRM800K reference grader, the fixed mode, answer
+extraction (labeling.core.solution_text), and time limits (labeling.core.sympy_worker). Pure
+functions: no database, no Django."""
 import json
 import os
 import signal
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from labeling.core import grading
-from labeling.core.grading import extract_answer, grade_answer, split_steps
+from labeling.core import grading, sympy_worker
+from labeling.core.grading import grade_answer
+from labeling.core.solution_text import extract_answer
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXTRA_PAIRS = Path(__file__).resolve().parent / "data" / "grader_extra_pairs.jsonl"
@@ -173,7 +175,7 @@ def test_pathological_input_other_thread(short_timeout):
 
 def test_stuck_helper_is_killed(short_timeout):
     # A helper stuck where no signal reaches it (C code) is killed from outside.
-    helper = grading._Helper()
+    helper = sympy_worker._Helper()
     os.kill(helper.proc.pid, signal.SIGSTOP)
     start = time.monotonic()
     assert helper.ask({"mode": "prm800k", "expr": "(x+1)-(1+x)", "timeout": 0.5}) is None
@@ -219,9 +221,3 @@ def test_extract_answer_none():
     assert extract_answer("no final answer here") is None
     assert extract_answer("") is None
     assert extract_answer("cut off: \\boxed{\\frac{1}{2}") is None
-
-
-def test_split_steps():
-    assert split_steps("a\n\nb\n\n\n\nc\n") == ["a", "b", "c"]
-    assert split_steps("a|b", delimiter="|") == ["a", "b"]
-    assert split_steps("") == []

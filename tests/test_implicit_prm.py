@@ -17,14 +17,7 @@ WORDS = sorted({w for line in CORPUS[:7] for w in line.split()})
 BETA = 0.05
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # A 16-wide model gains nothing from threads, and on a shared 2-core machine a second thread
-    # waiting on busy cores made each forward pass ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,11 @@ def good_lines(shared_data):
     return (shared_data / "prm800k_sample.jsonl").read_text().splitlines()
 
 
-def fails(path, *expected):
+def fails(path, *expected, command="import_prm800k"):
     """Run the import command; return its error after checking the database did not change."""
     before = snapshot()
     with pytest.raises(CommandError) as info:
-        call_command("import_prm800k", str(path))
+        call_command(command, str(path))
     assert snapshot() == before
     message = str(info.value)
     for part in expected:
@@ -110,23 +110,14 @@ def test_problem_import_errors_name_line_and_field(loaded, write_lines):
                        "subject": "Algebra", "level": 1, "unique_id": "t/1.json"})
     bad = json.dumps({"problem": "What is $2+2$?", "solution": "4", "answer": 4, "subject": "Algebra",
                       "level": 1, "unique_id": "t/2.json"})
-    path = write_lines([good, bad])
-    before = snapshot()
-    with pytest.raises(CommandError) as info:
-        call_command("import_problems", str(path))
-    assert snapshot() == before
-    assert "line 2" in str(info.value) and "field 'answer'" in str(info.value)
+    fails(write_lines([good, bad]), "line 2", "field 'answer'", command="import_problems")
 
 
 def test_solution_import_errors_name_line_and_field(loaded, write_lines):
     good = json.dumps({"unique_id": "test/precalculus/807.json", "steps": ["So it is 3.\n\n# Answer\n\n3"]})
     unknown = json.dumps({"unique_id": "no/such.json", "steps": ["x"]})
-    path = write_lines([good, unknown])
     before = snapshot()
-    with pytest.raises(CommandError) as info:
-        call_command("import_solutions", str(path))
-    assert snapshot() == before
-    assert "line 2" in str(info.value) and "field 'unique_id'" in str(info.value)
+    fails(write_lines([good, unknown]), "line 2", "field 'unique_id'", command="import_solutions")
     path = write_lines([good, json.dumps({"unique_id": "test/precalculus/807.json", "steps": "one step"})])
     with pytest.raises(CommandError, match="line 2, field 'steps': must be a list, got a string"):
         call_command("import_solutions", str(path))

@@ -1,91 +1,17 @@
-"""The labeling page in real headless Chromium against the live server and the real API."""
+"""The labeling page in real headless Chromium against the live server and the real API: rating by mouse and
+keys, math, alternatives, a bad problem, text never taken as HTML, who may open it."""
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from labeling.models import Annotation, Assignment, Completion, Problem, Round, Solution, StepLabel, Task
-from tests.browser import chromium, log_in, wait_until
+from labeling.models import Annotation, Assignment, Completion, StepLabel
+from tests.browser import wait_until
+from tests.label_page_ui import (STEPS, click_rating, keys, make_task, open_page, pressed, ready, steps, ui,
+                                 wait_saved, wait_submitted)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-ui = pytest.mark.django_db(transaction=True)
-
-PROBLEM = r"What is the sum of all values of $x$ that satisfy $x^2 - 5x + 6 = 0$?"
-STEPS = [
-    r"I can factor the quadratic: $x^2 - 5x + 6 = (x-2)(x-3)$.",
-    r"So the solutions are \(x = 2\) and \(x = 3\), and their sum is \[2 + 3 = 5.\]",
-    r"As a check, Vieta's formulas give the sum of the roots as $$-\frac{b}{a} = -\frac{-5}{1} = 5.$$",
-    "# Answer\n\n5",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from chromium()
-
-
-@pytest.fixture
-def By():
-    from selenium.webdriver.common.by import By
-    return By
-
-
-def make_task(*, steps=STEPS, problem=PROBLEM, answer="5", alternatives=None, human=False, priority=0.0):
-    rnd, _ = Round.objects.get_or_create(number=1, defaults={"allow_human_completion": human})
-    if rnd.allow_human_completion != human:
-        rnd.allow_human_completion = human
-        rnd.save()
-    prob = Problem.objects.create(text=problem, answer=answer)
-    solution = Solution.objects.create(problem=prob, steps=steps, final_answer=answer)
-    return Task.objects.create(solution=solution, round=rnd, priority=priority, alternatives=alternatives or {})
-
-
-def ready(annotator_user):
-    """Annotators in these tests are past screening: the page, not the gate, is under test."""
-    annotator = annotator_user.annotator
-    annotator.screening_passed = True
-    annotator.cleared_by_admin = True
-    annotator.save()
-    return annotator_user
-
-
-def open_page(browser, live_server, By):
-    log_in(browser, live_server.url, "bob", "bob-pw")
-    wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#steps li.step") or
-               not d.find_element(By.ID, "empty").get_attribute("hidden"), message="the page loaded no task")
-
-
-def steps(browser, By):
-    return browser.find_elements(By.CSS_SELECTOR, "#steps > li.step")
-
-
-def click_rating(item, rating):
-    from selenium.webdriver.common.by import By
-    item.find_element(By.CSS_SELECTOR, f":scope > .step-body > .step-actions .rate[data-rating='{rating}']").click()
-
-
-def pressed(item):
-    from selenium.webdriver.common.by import By
-    buttons = item.find_elements(By.CSS_SELECTOR, ":scope > .step-body > .step-actions .rate[aria-pressed='true']")
-    return int(buttons[0].get_attribute("data-rating")) if buttons else None
-
-
-def keys(browser, *sequence):
-    from selenium.webdriver.common.action_chains import ActionChains
-    chain = ActionChains(browser)
-    for key in sequence:
-        chain.send_keys(key)
-    chain.perform()
-
-
-def wait_saved(browser, By):
-    wait_until(browser, lambda d: d.find_element(By.ID, "save-status").text == "Saved", message="draft not saved")
-
-
-def wait_submitted(browser, By):
-    wait_until(browser, lambda d: Annotation.objects.exists(), message="no annotation was stored")
-    wait_until(browser, lambda d: not d.find_element(By.ID, "loading").is_displayed(), message="stuck loading")
 
 
 def screenshot(browser, path):
@@ -156,6 +82,7 @@ def test_it_rates_by_mouse_and_keyboard_renders_math_and_submits(browser, live_s
     assert "No more tasks" in browser.find_element(By.ID, "empty").text
 
 
+
 @ui
 def test_it_stops_at_the_first_negative_step_and_rates_the_alternatives(browser, live_server, bob, By):
     ready(bob)
@@ -190,59 +117,13 @@ def test_it_stops_at_the_first_negative_step_and_rates_the_alternatives(browser,
     assert "2 + 3 = 5" in json.dumps(human_completion_of(annotation))
 
 
+
 def human_completion_of(annotation):
     """Wherever the API keeps it: the -1 step's human text, or a completion row."""
     label = StepLabel.objects.get(annotation=annotation, index=2)
     texts = [label.human_text] + list(Completion.objects.filter(annotation=annotation).values_list("text", flat=True))
     return [t for t in texts if t and "2 + 3 = 5" in t]
 
-
-@ui
-def test_it_restores_the_draft_after_a_reload(browser, live_server, bob, By):
-    ready(bob)
-    make_task()
-    open_page(browser, live_server, By)
-    items = steps(browser, By)
-    click_rating(items[0], 1)
-    keys(browser, "-", "u", "f", "0")
-    wait_saved(browser, By)
-    assignment = Assignment.objects.get()
-    assert assignment.draft["ratings"] == [1, 0] and assignment.draft["flags"][1] is True
-    client_id = assignment.draft["client_id"]
-
-    browser.execute_script("localStorage.clear()")   # the server's copy alone must bring it back
-    browser.refresh()
-    wait_until(browser, lambda d: len(steps(d, By)) == 4)
-    items = steps(browser, By)
-    assert [pressed(i) for i in items] == [1, 0, None, None]
-    assert items[1].find_element(By.CSS_SELECTOR, ".flag").get_attribute("aria-pressed") == "true"
-    assert "current" in items[2].get_attribute("class")
-    keys(browser, "3", "3")
-    wait_saved(browser, By)
-    keys(browser, "\ue007")
-    wait_submitted(browser, By)
-    annotation = Annotation.objects.get()
-    assert str(annotation.client_id) == client_id and annotation.finish_reason == "solution"
-
-
-@ui
-def test_it_retries_a_failed_save_and_submit_until_the_network_is_back(browser, live_server, bob, By):
-    ready(bob)
-    make_task()
-    open_page(browser, live_server, By)
-    wait_saved(browser, By)
-    browser.set_network_conditions(offline=True, latency=0, download_throughput=-1, upload_throughput=-1)
-    try:
-        click_rating(steps(browser, By)[0], 1)
-        wait_until(browser, lambda d: "Not saved — retrying" in d.find_element(By.ID, "save-status").text)
-        keys(browser, "3", "3", "3", "\ue007")
-        wait_until(browser, lambda d: "Not submitted — retrying" in d.find_element(By.ID, "save-status").text)
-        assert not Annotation.objects.exists()
-    finally:
-        browser.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
-    wait_until(browser, lambda d: Annotation.objects.exists(), timeout=20)
-    wait_until(browser, lambda d: d.find_element(By.ID, "empty").is_displayed())
-    assert Annotation.objects.get().finish_reason == "solution"
 
 
 @ui
@@ -269,6 +150,7 @@ def test_it_submits_a_bad_problem_with_a_reason(browser, live_server, bob, By):
     assert Assignment.objects.get(status="leased").task == second
 
 
+
 @ui
 def test_it_shows_step_text_as_text_never_as_html(browser, live_server, bob, By):
     ready(bob)
@@ -286,20 +168,6 @@ def test_it_shows_step_text_as_text_never_as_html(browser, live_server, bob, By)
     assert browser.find_elements(By.CSS_SELECTOR, "#steps .katex")
     no_script_ran(browser)
 
-
-@ui
-def test_it_shows_api_errors_to_the_annotator(browser, live_server, bob, By):
-    ready(bob)
-    make_task()
-    open_page(browser, live_server, By)
-    Assignment.objects.update(status=Assignment.Status.EXPIRED)   # the lease was taken away meanwhile
-    keys(browser, "3", "3", "3", "3", "\ue007")
-    status = browser.find_element(By.ID, "status")
-    wait_until(browser, lambda d: status.is_displayed() and status.text.startswith("Not submitted:"))
-    assert "expired" in status.text and not Annotation.objects.exists()
-    status.find_element(By.XPATH, ".//button[.='Take the next task']").click()
-    wait_until(browser, lambda d: d.find_element(By.ID, "empty").is_displayed())
-    assert not status.is_displayed()
 
 
 @pytest.mark.django_db

@@ -6,10 +6,8 @@ queue -> a new version with its loss curve and evaluation metrics -> promoted ->
 import uuid
 
 import pytest
-from django.utils import timezone
 
-from labeling.models import (Annotation, Annotator, Completion, Job, ModelVersion, Problem, Round, RoundSelection,
-                             Solution, StepLabel, VerifierScore)
+from labeling.models import Annotator, Job, ModelVersion, Problem, Round, RoundSelection, Solution, VerifierScore
 from labeling.services.training.evaluation import evaluation_start, version_promote
 from labeling.services.annotation.queue import queue_next
 from labeling.services.rounds.registry import selector_active
@@ -17,6 +15,7 @@ from labeling.services.training.retraining import RetrainParameters, retrain_sta
 from labeling.services.rounds.stages import RoundParameters, round_start
 from labeling.services.annotation.submission import annotation_submit
 from tests.celery_workers import Worker, queue_env, redis_url_or_skip, route_to_test_queues, wait_for
+from tests.label_factories import annotation_make
 from tests.round_factories import make_candidates, register_selector
 from tests.tiny_models import build_token_classifier
 
@@ -49,13 +48,7 @@ def held_out_set():
             answer = str(p + 3 if good else p + 9)
             steps = [f"we add {p} and 3 step {k}", f"so the answer is {answer}\n\n# Answer\n\n{answer}"]
             solution = Solution.objects.create(problem=problem, steps=steps, final_answer=answer, is_correct=good)
-            a = Annotation.objects.create(annotator=annotator, solution=solution, problem=problem,
-                                          timestamp=timezone.now(),
-                                          finish_reason="found_error" if -1 in ratings else "solution")
-            StepLabel.objects.bulk_create([StepLabel(annotation=a, index=i, chosen_completion=None if r == -1 else 0)
-                                           for i, r in enumerate(ratings)])
-            Completion.objects.bulk_create([Completion(annotation=a, step_index=i, index=0, text=steps[i], rating=r)
-                                            for i, r in enumerate(ratings)])
+            annotation_make(annotator=annotator, solution=solution, ratings=ratings)
 
 
 def label_the_queue(user):

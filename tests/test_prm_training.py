@@ -16,14 +16,7 @@ from workers.ml.prm_training import (  # noqa: E402
 FILL = "x = 4 so the sum is 55 hence c = 5 then".split()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # A 16-wide model gains nothing from threads; on a shared 2-core box two threads made each step
-    # 50x slower (1 s instead of 20 ms) whenever another process was busy.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,16 @@ def submit_all_good(assignment):
                              ratings=ratings(*[1] * n), finish_reason="solution", total_time_ms=5).annotation
 
 
+def kinds_served(annotator, n):
+    """The kinds of the next `n` tasks served to `annotator`, each submitted all good before the next lease."""
+    kinds = []
+    for _ in range(n):
+        a = queue_next(annotator=annotator)
+        kinds.append(a.task.kind)
+        submit_all_good(a)
+    return kinds
+
+
 def later(minutes):
     return timezone.now() + dt.timedelta(minutes=minutes)
 
@@ -149,12 +159,7 @@ def test_qc_is_mixed_in_every_nth_lease(settings):
     for p in range(10):
         task_make(priority=p)
     qc = [task_make(kind=Task.Kind.QC) for _ in range(2)]
-    bob = annotator_make()
-    kinds = []
-    for _ in range(12):
-        a = queue_next(annotator=bob)
-        kinds.append(a.task.kind)
-        submit_all_good(a)
+    kinds = kinds_served(annotator_make(), 12)
     # the 12th is a QC turn too, but both QC tasks are done: a round task instead
     assert kinds == ["round", "round", "round", "qc"] * 2 + ["round", "round", "round", "round"]
     assert Task.objects.filter(pk__in=[t.pk for t in qc], taken=1).count() == 2
@@ -167,13 +172,7 @@ def test_qc_rate_comes_from_the_round_of_the_task_served(settings):
         task_make(round=rnd)
     task_make(kind=Task.Kind.QC)
     task_make(kind=Task.Kind.QC)
-    bob = annotator_make()
-    kinds = []
-    for _ in range(4):
-        a = queue_next(annotator=bob)
-        kinds.append(a.task.kind)
-        submit_all_good(a)
-    assert kinds == ["round", "qc", "round", "qc"]
+    assert kinds_served(annotator_make(), 4) == ["round", "qc", "round", "qc"]
 
 
 def test_a_qc_task_follows_the_rules_of_the_round_it_is_mixed_into(settings):

@@ -3,7 +3,6 @@ export first, a new version with its provenance, the selector untouched, failure
 command, and the round's label target starting exactly one retrain."""
 import hashlib
 import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,14 +13,14 @@ import pytest  # noqa: E402
 from django.core.management import CommandError, call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from labeling.models import (Annotation, Annotator, Completion, Export, Job, ModelVersion, Problem,  # noqa: E402
-                             Round, Solution, StepLabel)
+from labeling.models import Annotator, Export, Job, ModelVersion, Problem, Round, Solution  # noqa: E402
 from labeling.services.training import retraining  # noqa: E402
 from labeling.services.annotation.queue import queue_next
 from labeling.errors import InvalidInput
 from labeling.services.rounds.registry import selector_active  # noqa: E402
 from labeling.services.training.retraining import RetrainParameters, retrain_if_due, retrain_start  # noqa: E402
 from labeling.services.annotation.submission import annotation_submit  # noqa: E402
+from tests.label_factories import annotation_make  # noqa: E402
 from tests.queue_factories import annotator_make, ratings, round_make, task_make  # noqa: E402
 from tests.round_factories import register_selector  # noqa: E402
 from tests.tiny_models import build_token_classifier  # noqa: E402
@@ -32,12 +31,7 @@ pytest.importorskip("datasets")
 FAST = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 2, "max_length": 128}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 16-wide model gains nothing from threads on a shared 2-core box
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -55,29 +49,17 @@ def models_dir(settings, tmp_path, tiny_prm):
 
 
 @pytest.fixture
-def retrain(django_capture_on_commit_callbacks):
+def retrain(committed):
     """retrain_start, then the job it sends on commit (the test's transaction never commits)."""
-    def run(**params):
-        with django_capture_on_commit_callbacks(execute=True):
-            job = retrain_start(params=RetrainParameters(**params))
-        job.refresh_from_db()
-        return job
-    return run
+    return lambda **params: committed(retrain_start, params=RetrainParameters(**params))
 
 
 def label(problem, steps, values, *, round_=None, qc=False, screening=False):
     """One phase-2 annotation stored as submission stores it: completion 0 per rated step, none chosen at a -1."""
     solution = Solution.objects.create(problem=problem, steps=steps)
     annotator = Annotator.objects.first() or Annotator.objects.create()
-    annotation = Annotation.objects.create(
-        annotator=annotator, solution=solution, problem=problem, round=round_, timestamp=timezone.now(),
-        is_quality_control=qc, is_screening=screening,
-        finish_reason="found_error" if -1 in values else "solution")
-    StepLabel.objects.bulk_create([StepLabel(annotation=annotation, index=i, chosen_completion=None if r == -1 else 0)
-                                   for i, r in enumerate(values)])
-    Completion.objects.bulk_create([Completion(annotation=annotation, step_index=i, index=0, text=steps[i], rating=r)
-                                    for i, r in enumerate(values)])
-    return annotation
+    return annotation_make(annotator=annotator, solution=solution, ratings=values, round=round_,
+                           is_quality_control=qc, is_screening=screening)
 
 
 def make_labels():
@@ -189,7 +171,7 @@ def test_a_failed_training_run_leaves_the_active_selector_unchanged(case, expect
 
 
 class FakeEvaluation:
-    """Stands in for labeling.services.training.evaluation (written beside this module by someone else)."""
+    """Stands in for labeling.services.training.evaluation, whose start needs held-out data."""
 
     def __init__(self):
         self.calls = []
@@ -205,7 +187,7 @@ def test_if_better_hands_the_new_version_to_an_evaluation_and_promotes_nothing_i
     selector = register_selector(tiny_prm)
     make_labels()
     evaluation = FakeEvaluation()
-    monkeypatch.setitem(sys.modules, "labeling.services.training.evaluation", evaluation)
+    monkeypatch.setattr(retraining, "evaluation_start", evaluation.evaluation_start)
     job = retrain(**FAST, promote="if_better")
     assert job.status == Job.Status.DONE, job.error
     [call] = evaluation.calls
@@ -213,15 +195,11 @@ def test_if_better_hands_the_new_version_to_an_evaluation_and_promotes_nothing_i
     evaluate = Job.objects.get(kind=Job.Kind.EVALUATE)
     assert job.result["promotion"] == {"policy": "if_better", "evaluation_job_id": evaluate.pk}
     assert selector_active() == selector
-    monkeypatch.setitem(sys.modules, "labeling.services.training.evaluation", None)  # not installed
-    job = retrain(**FAST, promote="if_better")
-    assert job.status == Job.Status.DONE and job.result["promotion"]["skipped"]
-    assert selector_active() == selector
 
 
 @pytest.mark.django_db
 def test_a_redelivered_retrain_fails_the_job_and_clears_what_the_dead_worker_left(models_dir, tiny_prm):
-    from workers import runners
+    from workers import tasks
 
     selector = register_selector(tiny_prm)
     make_labels()
@@ -231,14 +209,14 @@ def test_a_redelivered_retrain_fails_the_job_and_clears_what_the_dead_worker_lef
     left.mkdir(parents=True)
     (left / "model.safetensors").write_bytes(b"half")
     Export.objects.filter(pk=job.parameters["snapshot_export_id"]).update(status=Export.Status.RUNNING)
-    runners.retrain(job.pk)  # the redelivery
+    tasks.gpu_retrain(job.pk)  # the redelivery
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "lost" in job.error
     assert not any(models_dir.iterdir())
     snapshot = Export.objects.get(pk=job.parameters["snapshot_export_id"])
     assert snapshot.status == Export.Status.FAILED and f"retrain job {job.pk}" in snapshot.error
     assert selector_active() == selector and ModelVersion.objects.count() == 1
-    runners.retrain(job.pk)  # once more: nothing changes
+    tasks.gpu_retrain(job.pk)  # once more: nothing changes
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED and "lost" in job.error
 
@@ -268,7 +246,7 @@ def test_the_label_target_starts_exactly_one_retrain(models_dir, settings, djang
                                                      monkeypatch):
     settings.STEPWISE_QC_RATE = 0
     sent = []
-    monkeypatch.setattr(retraining, "send", lambda name, *args: sent.append((name, args)))
+    monkeypatch.setattr(retraining, "enqueue", lambda task, *args: sent.append((task.name, args)))
     rnd = round_make(parameters={"label_target": 2})
     for _ in range(3):
         task_make(round=rnd, n_steps=2)

@@ -16,19 +16,13 @@ def tiny_lm(tmp_path_factory):
 
 
 @pytest.fixture
-def start(django_capture_on_commit_callbacks, settings, tmp_path, tiny_lm):
+def start(committed, settings, tmp_path, tiny_lm):
     settings.STEPWISE_MODEL_DIR = tmp_path / "models"
     settings.STEPWISE_BOOTSTRAP_BASE = tiny_lm
     settings.STEPWISE_GENERATOR = tiny_lm
     settings.STEPWISE_BOOTSTRAP_LR = 1e-3
     settings.STEPWISE_BOOTSTRAP_MAX_ITEMS = 12
-
-    def start(**params):
-        with django_capture_on_commit_callbacks(execute=True):
-            round_ = round_start(params=RoundParameters(**params))
-        round_.refresh_from_db()
-        return round_
-    return start
+    return lambda **params: committed(round_start, params=RoundParameters(**params))
 
 
 @pytest.mark.django_db

@@ -17,14 +17,9 @@ def tiny_prm_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def start(django_capture_on_commit_callbacks):
+def start(committed):
     """round_start, then what it sends on commit (the test's transaction never commits), as a commit would."""
-    def start(**params):
-        with django_capture_on_commit_callbacks(execute=True):
-            round_ = round_start(params=RoundParameters(**params))
-        round_.refresh_from_db()
-        return round_
-    return start
+    return lambda **params: committed(round_start, params=RoundParameters(**params))
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The selection rule of a round (labeling.core.selection), on hand-made scores: no database needed."""
+"""The selection rule of a round (labeling.core.selection) and the solution score it ranks by
+(labeling.core.step_scores), on hand-made scores: no database needed."""
 import random
 from types import SimpleNamespace
 
@@ -6,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling.core.selection import (CONVINCING_ANY, CONVINCING_WRONG, QC, Selected, select_for_round,
-                                solution_score, wrong_slots)
+from labeling.core.selection import CONVINCING_ANY, CONVINCING_WRONG, QC, Selected, select_for_round, wrong_slots
+from labeling.core.step_scores import solution_score
 
 
 def cand(solution_id, score, is_correct, problem_id=1):

@@ -1,21 +1,23 @@
-"""Django admin for every model: the columns, searches and filters a person running rounds needs."""
-import dataclasses
+"""Admin for the data: problems, solutions, annotations with their steps, tasks and assignments."""
 import uuid
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count
-from django.urls import reverse
-from django.utils.html import format_html
-from django.utils.text import Truncator
 
 from labeling import models
-from labeling.formats.training import NEUTRAL, PROBLEM_SCOPES
-from labeling.services.data.exports import FORMATS, OPTIONS, export_create, export_options
+from labeling.admin.display import short
+from labeling.errors import DataError
+from labeling.formats.qc import GOLD_KINDS, gold_validate
 
 
-def short(text, n=80):
-    return Truncator(text or "").chars(n)
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown under their parent as they were stored: nothing to add, edit or delete."""
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
 
 @admin.register(models.Problem)
@@ -37,11 +39,10 @@ class ProblemAdmin(admin.ModelAdmin):
         return obj.n_solutions
 
 
-class VerifierScoreInline(admin.TabularInline):
+class VerifierScoreInline(ReadOnlyInline):
     model = models.VerifierScore
-    extra = 0
     fields = ("model_version", "score", "created")
-    readonly_fields = ("model_version", "score", "created")
+    can_delete = True
 
 
 @admin.register(models.Solution)
@@ -63,43 +64,14 @@ class SolutionAdmin(admin.ModelAdmin):
         return len(obj.steps or ())
 
 
-@admin.register(models.ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "base_model", "path", "is_active_selector", "created")
-    list_filter = ("kind", "is_active_selector")
-    search_fields = ("name", "path", "base_model")
-
-
-@admin.register(models.VerifierScore)
-class VerifierScoreAdmin(admin.ModelAdmin):
-    list_display = ("id", "solution_id", "model_version", "score", "created")
-    list_filter = ("model_version",)
-    raw_id_fields = ("solution",)
-
-
-@admin.register(models.Annotator)
-class AnnotatorAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "labeler", "screening_passed", "cleared_by_admin", "qc_score", "created")
-    list_filter = ("screening_passed", "cleared_by_admin")
-    search_fields = ("user__username", "labeler")
-    raw_id_fields = ("user",)
-    readonly_fields = ("labeler",)
-
-
-class StepLabelInline(admin.TabularInline):
+class StepLabelInline(ReadOnlyInline):
     model = models.StepLabel
-    extra = 0
     fields = ("index", "chosen_completion", "completions_null", "human_text", "human_rating")
-    readonly_fields = fields
-    can_delete = False
 
 
-class CompletionInline(admin.TabularInline):
+class CompletionInline(ReadOnlyInline):
     model = models.Completion
-    extra = 0
     fields = ("step_index", "index", "text", "rating", "flagged")
-    readonly_fields = fields
-    can_delete = False
 
 
 @admin.register(models.Annotation)
@@ -131,94 +103,6 @@ class AnnotationAdmin(admin.ModelAdmin):
         return short(obj.problem.text, 50)
 
 
-class ExportForm(forms.ModelForm):
-    generation = forms.IntegerField(required=False, help_text="only this round (PRM800K generation)")
-    labeler = forms.UUIDField(required=False, help_text="only this labeler")
-    exclude_qc = forms.BooleanField(required=False, label="Exclude quality-control questions")
-    since = forms.DateTimeField(required=False, help_text="only labels at or after this time (UTC)")
-    # Format options: each format reads its own, blank means the format's default.
-    neutral = forms.ChoiceField(choices=[("", "---------")] + [(n, n) for n in NEUTRAL], required=False,
-                                help_text="trl, hf: label of a 0 rating (default positive; drop leaves such "
-                                          "annotations out)")
-    pairs_per_problem = forms.IntegerField(min_value=1, required=False,
-                                           help_text="preference: most pairs per problem (default 4)")
-    problems = forms.ChoiceField(choices=[("", "---------")] + [(p, p) for p in PROBLEM_SCOPES], required=False,
-                                 help_text="preference: all problems (default), or only those the filtered labels "
-                                           "cover")
-
-    class Meta:
-        model = models.Export
-        fields = ("format",)
-        widgets = {"format": forms.Select(choices=[(f, f) for f in sorted(FORMATS)])}
-
-    def clean(self):
-        data = super().clean()
-        if data.get("format") in FORMATS:
-            try:
-                export_options(data["format"], self.export_options())
-            except ValueError as exc:
-                raise forms.ValidationError(str(exc)) from None
-        return data
-
-    def export_options(self):
-        """The chosen format's options that were filled in (the form shows every format's)."""
-        kind = OPTIONS.get(self.cleaned_data.get("format"))
-        names = [f.name for f in dataclasses.fields(kind)] if kind else []
-        return {name: self.cleaned_data[name] for name in names if self.cleaned_data.get(name) not in (None, "")}
-
-    def export_filters(self):
-        data = self.cleaned_data
-        return {"generation": data["generation"], "labeler": str(data["labeler"]) if data["labeler"] else None,
-                "exclude_qc": data["exclude_qc"], "since": data["since"].isoformat() if data["since"] else None}
-
-
-@admin.register(models.Export)
-class ExportAdmin(admin.ModelAdmin):
-    list_display = ("id", "format", "status", "progress_bar", "record_count", "step_count", "short_sha",
-                    "download", "requested_by", "created", "finished")
-    list_filter = ("status", "format")
-    change_list_template = "admin/labeling/export/change_list.html"
-    readonly_fields = ("status", "progress", "record_count", "step_count", "sha256", "file", "error",
-                       "celery_task_id", "requested_by", "created", "started", "finished", "filters", "download",
-                       "provenance")
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = ExportForm
-        return super().get_form(request, obj, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ("format", "generation", "labeler", "exclude_qc", "since", "neutral", "pairs_per_problem",
-                    "problems")
-        return ("format", "filters") + tuple(f for f in self.readonly_fields if f != "filters")
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request, obj)
-
-    def save_model(self, request, obj, form, change):
-        # The service creates the row and enqueues the job after commit; the admin only reads the form.
-        created = export_create(fmt=form.cleaned_data["format"], filters=form.export_filters(),
-                                options=form.export_options(), user=request.user)
-        obj.pk = created.pk
-        messages.info(request, f"Export {created.pk} queued; this page shows its progress.")
-
-    @admin.display(description="progress")
-    def progress_bar(self, obj):
-        return format_html('<progress max="1" value="{}" data-status="{}"></progress> {}%', obj.progress,
-                           obj.status, round(obj.progress * 100))
-
-    @admin.display(description="sha256")
-    def short_sha(self, obj):
-        return obj.sha256[:12]
-
-    @admin.display(description="file")
-    def download(self, obj):
-        if obj.status != models.Export.Status.DONE:
-            return obj.error[:80] if obj.error else "-"
-        return format_html('<a href="{}">download</a>', reverse("export-download", args=[obj.id]))
-
-
 @admin.register(models.StepLabel)
 class StepLabelAdmin(admin.ModelAdmin):
     list_display = ("id", "annotation_id", "index", "chosen_completion", "completions_null", "human_rating")
@@ -238,38 +122,12 @@ class CompletionAdmin(admin.ModelAdmin):
         return short(obj.text, 80)
 
 
-# --- Quality control --------------------------------------------------------------------------------
-# Appended rather than edited above, so parallel work on this file merges cleanly: the annotator
-# admin is extended by subclassing and registered again.
-
-class AnnotatorQualityAdmin(AnnotatorAdmin):
-    list_display = ("__str__", "labeler", "screening_passed", "cleared_by_admin", "screening_score", "qc_count",
-                    "qc_step_agreement", "qc_first_error_agreement", "qc_score", "created")
-    readonly_fields = ("labeler", "screening_score", "qc_count", "qc_step_agreement", "qc_first_error_agreement",
-                       "qc_score")
-    actions = ["clear_for_round_tasks"]
-
-    @admin.action(description="Clear for round tasks (overrides a failed screening)")
-    def clear_for_round_tasks(self, request, queryset):
-        from labeling.services.quality.gold import annotators_clear
-
-        cleared = annotators_clear(annotators=queryset)
-        messages.success(request, f"{cleared} annotator(s) cleared for round tasks.")
-
-
-admin.site.unregister(models.Annotator)
-admin.site.register(models.Annotator, AnnotatorQualityAdmin)
-
-
 class TaskForm(forms.ModelForm):
     class Meta:
         model = models.Task
         fields = "__all__"
 
     def clean(self):
-        from labeling.errors import DataError
-        from labeling.services.quality.gold import GOLD_KINDS, gold_validate
-
         data = super().clean()
         solution, gold = data.get("solution"), data.get("gold_ratings")
         if solution is not None and (data.get("kind") in GOLD_KINDS or gold is not None):
@@ -280,6 +138,7 @@ class TaskForm(forms.ModelForm):
         return data
 
 
+@admin.register(models.Task)
 class TaskAdmin(admin.ModelAdmin):
     form = TaskForm
     list_display = ("id", "kind", "round", "solution_id", "priority", "overlap", "taken", "submitted", "gold_ratings",
@@ -290,6 +149,7 @@ class TaskAdmin(admin.ModelAdmin):
     list_select_related = ("round",)
 
 
+@admin.register(models.Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
     list_display = ("id", "task", "annotator", "status", "leased_at", "expires_at", "submitted_at", "annotation_id")
     list_filter = ("status", "task__kind")
@@ -297,12 +157,3 @@ class AssignmentAdmin(admin.ModelAdmin):
     raw_id_fields = ("task", "annotator", "annotation")
     readonly_fields = ("draft", "draft_saved_at")
     list_select_related = ("task", "annotator__user")
-
-
-# The queue work may register these as well: where its registration comes first, it is kept.
-for model, model_admin in ((models.Task, TaskAdmin), (models.Assignment, AssignmentAdmin)):
-    if not admin.site.is_registered(model):
-        admin.site.register(model, model_admin)
-
-
-from labeling.admin import rounds as admin_rounds  # noqa: E402,F401  rounds, jobs and the selector switch

@@ -1,22 +1,16 @@
-"""Admin for active learning: start a round, watch its jobs' progress, switch the active selector."""
+"""Admin for active-learning rounds: start a round and watch its progress (its jobs: labeling.admin.jobs)."""
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from labeling import models
-from labeling.services.jobs.dispatch import in_background
+from labeling.admin.display import progress_html
 from labeling.errors import InvalidInput
-from labeling.services.rounds.registry import selector_activate
-from labeling.errors import RegistryError
+from labeling.services.jobs.dispatch import in_background
 from labeling.services.rounds.stages import RoundParameters, round_start
-
-
-def progress_html(value, status, label=""):
-    return format_html('<progress max="1" value="{}" data-status="{}"></progress> {}% {}', value, status,
-                       round(value * 100), label)
 
 
 class StartRoundForm(forms.Form):
@@ -44,7 +38,6 @@ class RoundAdmin(admin.ModelAdmin):
     readonly_fields = ("status", "error", "stats", "parameters", "selector", "started", "finished", "created")
 
     def get_queryset(self, request):
-        from django.db.models import Count
         return super().get_queryset(request).select_related("selector").annotate(n_annotations=Count("annotations"))
 
     @admin.display(description="annotations", ordering="n_annotations")
@@ -93,68 +86,3 @@ class RoundAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "form": form, "title": "Start a round",
                    "opts": self.model._meta}
         return TemplateResponse(request, "admin/labeling/round/start.html", context)
-
-
-@admin.register(models.Job)
-class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "status", "progress_bar", "round", "model_version", "message", "short_error",
-                    "created", "finished")
-    list_filter = ("status", "kind")
-    change_list_template = "admin/labeling/job/change_list.html"
-    readonly_fields = [f.name for f in models.Job._meta.fields]
-    actions = ["stop_jobs"]
-
-    def has_add_permission(self, request):
-        return False
-
-    @admin.display(description="progress")
-    def progress_bar(self, obj):
-        return progress_html(obj.progress, obj.status, f"{obj.done}/{obj.total}")
-
-    @admin.display(description="error")
-    def short_error(self, obj):
-        return obj.error[:80]
-
-    @admin.action(description="Stop the selected jobs (mark failed; their rounds fail)")
-    def stop_jobs(self, request, queryset):
-        from labeling.services.jobs.rows import job_fail
-        from labeling.services.rounds.stages import round_fail
-
-        stopped = 0
-        for job in queryset:
-            if job_fail(job_id=job.pk, error=f"stopped by {request.user.username}"):
-                stopped += 1
-                if job.round_id:
-                    round_fail(round_id=job.round_id, error=f"job {job.pk} stopped by {request.user.username}")
-        messages.info(request, f"{stopped} job(s) stopped")
-
-
-class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "architecture", "base_model", "path", "is_active_selector", "activated",
-                    "created")
-    list_filter = ("kind", "is_active_selector")
-    search_fields = ("name", "path", "base_model")
-    readonly_fields = ("is_active_selector", "activated", "created")
-    actions = ["make_selector"]
-
-    @admin.display(description="architecture")
-    def architecture(self, obj):
-        return (obj.config or {}).get("architecture", "-")
-
-    @admin.action(description="Make the active selector")
-    def make_selector(self, request, queryset):
-        if queryset.count() != 1:
-            messages.error(request, "choose exactly one model version")
-            return
-        try:
-            version = selector_activate(version=queryset.get())
-        except RegistryError as exc:
-            messages.error(request, str(exc))
-            return
-        messages.info(request, f"{version.name} is now the active selector")
-
-
-admin.site.unregister(models.ModelVersion)
-admin.site.register(models.ModelVersion, ModelVersionAdmin)
-
-from labeling.admin import retrain as admin_retrain  # noqa: E402,F401  the retrain form on the Job admin

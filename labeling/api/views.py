@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from labeling.api import serializers as s
 from labeling.api.errors import JSONBodyParser
 from labeling.services.annotation import queue
+from labeling.services.annotation.checks import DRAFT_MAX_BYTES
 from labeling.services.annotation.submission import annotation_submit
 
 
@@ -82,7 +83,7 @@ class AssignmentView(AnnotatorView):
 
 
 class DraftView(AnnotatorView):
-    max_body_bytes = queue.DRAFT_MAX_BYTES
+    max_body_bytes = DRAFT_MAX_BYTES
 
     @extend_schema(request={"application/json": {"type": "object"}}, responses={200: s.DraftSavedSerializer})
     def put(self, request, assignment_id):

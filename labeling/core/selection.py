@@ -5,7 +5,7 @@ them, as in "Let's Verify Step by Step": most are *convincing wrong-answer* solu
 scores among those whose final answer was graded wrong, i.e. where the selector is most wrong), the
 rest the most convincing solutions of any kind. The round service loads rows, calls
 `select_for_round`, and turns the result into tasks; everything here is plain Python so the rule can
-be tested on hand-made scores.
+be tested on hand-made scores. The scores themselves come from labeling.core.step_scores.
 """
 import math
 from collections import defaultdict
@@ -16,12 +16,6 @@ CONVINCING_WRONG = "convincing_wrong"
 CONVINCING_ANY = "convincing_any"
 QC = "qc"
 
-SCORE_MODES = ("product", "min", "last")
-
-# A (p_negative, p_neutral, p_positive) triple must sum to 1 within this; loose enough for a softmax
-# computed in bf16, tight enough to catch logits or a single class probability passed by mistake.
-TRIPLE_SUM_TOLERANCE = 1e-2
-
 
 class Selected(NamedTuple):
     solution_id: Hashable
@@ -29,65 +23,6 @@ class Selected(NamedTuple):
     score: float
     is_correct: Optional[bool]
     reason: str  # CONVINCING_WRONG, CONVINCING_ANY or QC
-
-
-# ---------------------------------------------------------------------------------------------------
-# Solution score from per-step probabilities
-
-
-def _probability(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{where}: expected a probability, got {value!r}")
-    p = float(value)
-    if not 0.0 <= p <= 1.0:  # also rejects NaN
-        raise ValueError(f"{where}: probability {p!r} is outside [0, 1]")
-    return p
-
-
-def _p_not_negative(step, index: int) -> float:
-    """P(rating != -1) of one step: a float as given, or P(0) + P(+1) of a triple."""
-    if isinstance(step, Real) and not isinstance(step, bool):
-        return _probability(step, f"step {index}")
-    try:
-        triple = tuple(step)
-    except TypeError:
-        raise ValueError(f"step {index}: expected a probability or a (p_negative, p_neutral, p_positive) "
-                         f"triple, got {step!r}") from None
-    if len(triple) != 3:
-        raise ValueError(f"step {index}: expected 3 probabilities (negative, neutral, positive), "
-                         f"got {len(triple)}")
-    p_neg, p_neu, p_pos = (_probability(p, f"step {index}") for p in triple)
-    if abs(p_neg + p_neu + p_pos - 1.0) > TRIPLE_SUM_TOLERANCE:
-        raise ValueError(f"step {index}: probabilities {triple!r} sum to {p_neg + p_neu + p_pos!r}, not 1")
-    return min(1.0, p_neu + p_pos)
-
-
-def solution_score(step_probs: Iterable, how: str = "product") -> float:
-    """The selector's score of a whole solution from its per-step probabilities.
-
-    Each step is either P(not negative) as one float, or a (p_negative, p_neutral, p_positive)
-    triple, whose P(not negative) is p_neutral + p_positive (the PRM800K convention: a neutral step
-    does not make a solution wrong). `how` combines the steps: "product" (the paper's score: the
-    probability that every step is fine), "min" (the weakest step) or "last" (the final step).
-    Raises ValueError on an empty solution, a probability outside [0, 1] or NaN, a triple that does
-    not sum to 1, or an unknown `how`.
-    """
-    if how not in SCORE_MODES:
-        raise ValueError(f"unknown score mode {how!r}; expected one of {', '.join(SCORE_MODES)}")
-    if isinstance(step_probs, (str, bytes)):
-        raise ValueError("step_probs must be a sequence of per-step probabilities, not a string")
-    ok = [_p_not_negative(step, i) for i, step in enumerate(step_probs)]
-    if not ok:
-        raise ValueError("step_probs is empty: a solution needs at least one step to be scored")
-    if how == "product":
-        return math.prod(ok)
-    if how == "min":
-        return min(ok)
-    return ok[-1]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Selection of K solutions per problem
 
 
 def wrong_slots(per_problem: int, wrong_fraction: float) -> int:

@@ -46,6 +46,17 @@ def read_jsonl(path, *, max_line_bytes=MAX_LINE_BYTES):
         raise DataError("file is empty: no records found", file=path)
 
 
+def parse_lines(path, parse):
+    """Yield (line_number, raw_line, parse(obj)) for each record of read_jsonl(path); a DataError that
+    `parse` raises is located at its file and line."""
+    for number, text, obj in read_jsonl(path):
+        try:
+            record = parse(obj)
+        except DataError as exc:
+            raise exc.located(file=path, line=number)
+        yield number, text, record
+
+
 def _drain_line(fh, chunk=1 << 20):
     """Skip the rest of an oversized line without holding it; return how many bytes it had."""
     total = 0

@@ -168,3 +168,36 @@ def dumps(*, labeler, timestamp, generation, is_qc, is_screening, question, step
         "label": {"steps": steps, "total_time": total_time, "finish_reason": finish_reason},
     }
     return json.dumps(record)
+
+
+# --- what an import keeps verbatim -----------------------------------------------------------------
+
+def verbatim(record, problem, solution):
+    """What the normalized rows would not give back byte for byte, kept as written (JSON text).
+
+    `record` is a parsed line (parse()); `problem` and `solution` hold what the database keeps of them:
+    {"answer", "solution"} and {"answer"} (or None)."""
+    out = {}
+    if format_timestamp(record["moment"]) != record["timestamp"]:
+        out["timestamp"] = record["timestamp"]
+    sol = record["solution"]
+    rebuilt = build_question(
+        phase=record["phase"], problem=record["problem"], gt_answer=problem["answer"],
+        gt_solution=problem["solution"], steps=sol and sol["steps"], answer=solution and solution["answer"],
+        score=sol and sol["score"])
+    if not _same_json(rebuilt, record["question"]):
+        out["question"] = record["question"]
+    return json.dumps(out) if out else None
+
+
+def _same_json(a, b):
+    """json.dumps(a) == json.dumps(b) for flat objects whose values are strings, numbers, null or lists of
+    strings, without encoding either: same keys in the same order, and values equal and of one type (1
+    and 1.0 are equal but serialize apart; for a float its repr decides, so -0.0 is not 0.0)."""
+    if len(a) != len(b) or list(a) != list(b):
+        return False
+    for key, x in a.items():
+        y = b[key]
+        if type(x) is not type(y) or x != y or (type(x) is float and repr(x) != repr(y)):
+            return False
+    return True

@@ -7,14 +7,13 @@ no such job names gets, in creation order, the first PRM version created after t
 that is neither the round's own selector nor a round-0 bootstrap selector (TRAIN_SELECTOR jobs).
 """
 import datetime as dt
-import importlib.util
 from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, Q
 
-from labeling.queries import quality as selectors_quality
 from labeling.core.charts import best_of_n_svg, line_chart_svg
 from labeling.models import Annotation, Job, ModelVersion, Round, RoundSelection, Task
+from labeling.queries import quality
 from labeling.services.rounds.registry import selector_active
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -30,7 +29,7 @@ class RoundRow:
     labels: int
     wrong_labeled: int  # convincing-wrong selections with a submitted annotation in the round
     wrong_found: int    # ... of which some annotation rated a step -1
-    agreement: "selectors_quality.AgreementView | None"
+    agreement: "quality.AgreementView | None"
     model_after: "ModelVersion | None"
 
     @property
@@ -139,7 +138,7 @@ def rounds_page() -> dict:
     rows = [RoundRow(round=r, tasks=tasks.get(r.pk, 0), labels=labels.get(r.pk, 0),
                      wrong_labeled=found.get(r.pk, (0, 0))[0], wrong_found=found.get(r.pk, (0, 0))[1],
                      # agreement needs overlapped tasks, which only an overlap above 1 makes
-                     agreement=(selectors_quality.overlap_agreement(since=EPOCH, round_number=r.number)
+                     agreement=(quality.overlap_agreement(since=EPOCH, round_number=r.number)
                                 if r.overlap > 1 else None),
                      model_after=after.get(r.pk))
             for r in rounds]
@@ -154,9 +153,4 @@ def rounds_page() -> dict:
         "best_of_n_charts": best_of_n_charts(versions, active),
         "recent_jobs": list(Job.objects.filter(kind__in=[Job.Kind.EVALUATE, Job.Kind.RETRAIN])
                             .select_related("model_version")[:RECENT_JOBS]),
-        "can_retrain": retraining_available(),
     }
-
-
-def retraining_available() -> bool:
-    return importlib.util.find_spec("labeling.services.training.retraining") is not None

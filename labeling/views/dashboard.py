@@ -1,32 +1,15 @@
-"""The admins' quality dashboard: annotator speed, QC and screening, inter-annotator agreement.
-
-Included from annotate/urls.py at /dashboard/; this module is its own URLconf.
-"""
+"""The admins' quality dashboard: annotator speed, QC and screening, inter-annotator agreement."""
 import datetime as dt
-from functools import wraps
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest
 from django.shortcuts import render
-from django.urls import path
 from django.utils import timezone
 
-from labeling.queries import quality as selectors_quality
 from labeling.models import Round
-
-
-def admin_required(view):
-    """Anonymous visitors go to the login page; logged-in annotators get 403 (they are not lost, just not admins)."""
-    @login_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-    return wrapper
+from labeling.queries import quality
+from labeling.views.access import admin_required
 
 
 class DashboardFilter(forms.Form):
@@ -46,10 +29,8 @@ def dashboard(request):
         "days": days,
         "round_number": round_number,
         "rounds": Round.objects.values_list("number", flat=True),
-        "annotators": selectors_quality.annotator_rows(since=since),
-        "agreement": selectors_quality.overlap_agreement(since=since, round_number=round_number),
+        "annotators": quality.annotator_rows(since=since),
+        "agreement": quality.overlap_agreement(since=since, round_number=round_number),
         "screening_pass": settings.STEPWISE_SCREENING_PASS,
     })
 
-
-urlpatterns = [path("", dashboard, name="dashboard")]

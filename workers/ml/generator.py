@@ -13,14 +13,11 @@ token boundary can, rarely, pick the neighbouring token. Across devices or dtype
 temperature == 0 is plain greedy decoding; the seed then plays no part.
 """
 import hashlib
-import re
 import time
 from dataclasses import dataclass, field
 
-from labeling.core.grading import extract_answer
-
-DEFAULT_DELIMITER = "\n\n"
-ANSWER_MARK = "# Answer"
+from labeling.core.solution_text import DEFAULT_DELIMITER, extract_answer, split_into_steps
+from workers.ml.loading import ModelCache, cache_size, load_causal_lm, load_tokenizer
 
 INSTRUCTION = (
     "Solve the following math problem step by step. Write one step per paragraph, with a blank line "
@@ -28,10 +25,9 @@ INSTRUCTION = (
     "answer alone.\n\nProblem: {problem}"
 )
 
-# The same heading grading.extract_answer reads, so steps and final_answer agree on where it is.
-_ANSWER_HEADING = re.compile(r"^[ \t]*#[ \t]*Answer[ \t]*$", re.M)
-
-_CACHE = {}
+# One generator: a round samples with one model, and a worker that moves on to another spec need not
+# keep the last one's weights.
+_CACHE = ModelCache(cache_size(1))
 
 
 @dataclass
@@ -42,33 +38,6 @@ class Sample:
     finish_reason: str  # "stop": an end token was generated; "length": cut at max_new_tokens
     tokens: int  # generated tokens, the end token included
     sampling: dict = field(default_factory=dict)
-
-
-def split_into_steps(text: str, delimiter: str = DEFAULT_DELIMITER) -> "list[str]":
-    """Steps of a solution, PRM800K style: the "# Answer" tail stays on the last step.
-
-    The text before the last "# Answer" line is split on `delimiter`, pieces stripped and empty ones
-    dropped; the heading and what follows it are appended to the last step as "\\n\\n# Answer\\n\\nX"
-    (just "\\n\\n# Answer" when nothing follows), or form the only step when nothing precedes them.
-    """
-    if not delimiter:
-        raise ValueError("step delimiter must not be empty")
-    if not text:
-        return []
-    headings = list(_ANSWER_HEADING.finditer(text))
-    if not headings:
-        return _pieces(text, delimiter)
-    body, answer = text[:headings[-1].start()], text[headings[-1].end():].strip()
-    tail = f"{ANSWER_MARK}\n\n{answer}" if answer else ANSWER_MARK
-    steps = _pieces(body, delimiter)
-    if not steps:
-        return [tail]
-    steps[-1] = f"{steps[-1]}\n\n{tail}"
-    return steps
-
-
-def _pieces(text, delimiter):
-    return [piece.strip() for piece in text.split(delimiter) if piece.strip()]
 
 
 def has_chat_template(tokenizer) -> bool:
@@ -107,26 +76,16 @@ class Generator:
 
     @classmethod
     def load(cls, spec):
-        """Load model + tokenizer for a model spec once per process; eval mode, device from pick_device."""
-        key = str(spec)
-        if key not in _CACHE:
-            _CACHE[key] = cls._load(key)
-        return _CACHE[key]
+        """Load model + tokenizer for a model spec, cached (see _CACHE); eval mode, device from pick_device."""
+        return _CACHE.get(str(spec), lambda: cls._load(str(spec)))
 
     @classmethod
     def _load(cls, spec):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         from workers.ml.device import pick_device
-        from workers.ml.sources import resolve
 
-        path, gguf_file = resolve(spec)
         device, dtype = pick_device()
-        extra = {"gguf_file": gguf_file} if gguf_file else {}
-        tokenizer = AutoTokenizer.from_pretrained(path, **extra)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **extra)
-        model.to(device).eval()
-        return cls(model, tokenizer, spec=spec, device=device)
+        model = load_causal_lm(spec, dtype, device).eval()
+        return cls(model, load_tokenizer(spec), spec=spec, device=device)
 
     def _stop_ids(self):
         # A GGUF tokenizer can name a different end token than the model's generation config

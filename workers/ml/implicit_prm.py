@@ -27,14 +27,16 @@ nested (each contains the ones before), not independent per-step events, so thei
 probabilistic meaning.
 """
 import math
-from itertools import islice
 
-from workers.ml.prm import DEFAULT_SEPARATOR, StepPRM
+from workers.ml.loading import ModelCache, cache_size, load_causal_lm, load_tokenizer
+from workers.ml.prm import DEFAULT_SEPARATOR, StepPRM, right_padded
 
 DEFAULT_BETA = 0.05
 AGGREGATIONS = ("min", "last")
 
-_CACHE = {}
+# One pair: each entry already holds two models (policy and reference), and the implicit PRM is the
+# round-0 selector, replaced by step-head versions once labels exist.
+_CACHE = ModelCache(cache_size(1))
 
 
 class ImplicitPRM(StepPRM):
@@ -60,11 +62,9 @@ class ImplicitPRM(StepPRM):
 
     @classmethod
     def load(cls, policy_spec, reference_spec, *, beta=DEFAULT_BETA, step_separator=DEFAULT_SEPARATOR):
-        """Load policy, reference and the policy's tokenizer once per process (and per arguments)."""
-        key = (str(policy_spec), str(reference_spec), float(beta), step_separator)
-        if key not in _CACHE:
-            _CACHE[key] = cls._load_pair(policy_spec, reference_spec, beta, step_separator)
-        return _CACHE[key]
+        """Load policy, reference and the policy's tokenizer, cached per arguments (see _CACHE)."""
+        return _CACHE.get((str(policy_spec), str(reference_spec), float(beta), step_separator),
+                          lambda: cls._load_pair(policy_spec, reference_spec, beta, step_separator))
 
     @classmethod
     def _load_pair(cls, policy_spec, reference_spec, beta, step_separator):
@@ -84,16 +84,9 @@ class ImplicitPRM(StepPRM):
     def encode_spans(self, items, max_length=1024):
         """Per (problem, steps): (input_ids, spans); spans[k] is (first, last) token index (inclusive)
         of step k and its separator, or None for a step cut by truncation."""
-        flat, counts = [], []
-        for problem, steps in items:
-            counts.append((len(flat), len(steps)))
-            flat.append(problem)
-            flat.extend(steps)
-        pieces = self._encode_texts(flat)
         out = []
-        for s, n in counts:
-            step_ids = pieces[s + 1:s + 1 + n]
-            ids, ends = self._assemble(pieces[s], step_ids, max_length)
+        for problem_ids, step_ids in self._encode_items(items):
+            ids, ends = self._assemble(problem_ids, step_ids, max_length)
             kept = sum(e is not None for e in ends)
             # The kept steps end the sequence, so the response starts their total length before its end.
             first = len(ids) - sum(len(step_ids[k]) + len(self.sep_ids) for k in range(kept))
@@ -108,23 +101,8 @@ class ImplicitPRM(StepPRM):
 
     def step_rewards(self, items, batch_size=8, max_length=1024):
         """Per solution, per step: r_k as a float, or None for a step cut by truncation."""
-        import torch
-
-        items = list(items)
-        encoded = self.encode_spans(items, max_length)
-        results = [[None] * len(steps) for _, steps in items]
-        # Longest first so a batch too big for memory fails at once, not at the end.
-        order = sorted((i for i, (_, spans) in enumerate(encoded) if any(spans)),
-                       key=lambda i: len(encoded[i][0]), reverse=True)
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
-                ratios = self.log_ratios([encoded[i][0] for i in batch])
-                for row, i in enumerate(batch):
-                    for k, span in enumerate(encoded[i][1]):
-                        if span is not None:
-                            results[i][k] = self.beta * float(ratios[row, span[0]:span[1] + 1].sum())
-        return results
+        return self._per_step(self.encode_spans(list(items), max_length), batch_size, self.log_ratios,
+                              lambda ratios, row, span: self.beta * float(ratios[row, span[0]:span[1] + 1].sum()))
 
     def score(self, items, batch_size=8, max_length=1024):
         """Per solution, per step: sigmoid(q_k), the estimated P(correct outcome | prefix to step k)."""
@@ -141,10 +119,7 @@ class ImplicitPRM(StepPRM):
         return out
 
     def score_stream(self, iterable, chunk=2048, batch_size=8, max_length=1024):
-        """Yield score() results one solution at a time, in input order, holding one chunk in memory."""
-        it = iter(iterable)
-        while block := list(islice(it, chunk)):
-            yield from self.score(block, batch_size=batch_size, max_length=max_length)
+        return super().score_stream(iterable, chunk=chunk, batch_size=batch_size, max_length=max_length)
 
     def log_ratios(self, sequences):
         """(batch, width) float64 on CPU: log pi_theta - log pi_ref of each token given the ones before."""
@@ -158,18 +133,6 @@ class ImplicitPRM(StepPRM):
         reference = token_logprobs(self.reference, sequences, self.pad_id, self.device, self.causal)
         # float64 so sums over long steps add up to the solution reward without drift.
         return policy.double().cpu() - reference.double().cpu()
-
-
-def _padded(sequences, pad_id):
-    import torch
-
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-        attention[row, :len(seq)] = 1
-    return input_ids, attention
 
 
 def _rows_logprobs(logits, input_ids, sequences):
@@ -189,7 +152,7 @@ def paired_token_logprobs(policy, reference, sequences, pad_id, device, shared):
     """token_logprobs of both models, their `shared` lower layers run once (see workers.ml.shared_trunk)."""
     from workers.ml.shared_trunk import paired_logits
 
-    input_ids, _ = _padded(sequences, pad_id)
+    input_ids, _ = right_padded(sequences, pad_id)
     input_ids = input_ids.to(device)
     logits_p, logits_r = paired_logits(policy, reference, input_ids, shared)
     return _rows_logprobs(logits_p, input_ids, sequences), _rows_logprobs(logits_r, input_ids, sequences)
@@ -202,7 +165,7 @@ def token_logprobs(model, sequences, pad_id, device, causal=True):
     float32 logits, one row at a time, so bf16 models stay accurate and only one row's float copy of
     the vocabulary-wide logits exists at once. Gradients flow when called outside inference_mode.
     """
-    input_ids, attention = _padded(sequences, pad_id)
+    input_ids, attention = right_padded(sequences, pad_id)
     input_ids = input_ids.to(device)
     mask = None if causal else attention.to(device)
     logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
@@ -211,25 +174,6 @@ def token_logprobs(model, sequences, pad_id, device, causal=True):
 
 def is_causal(model):
     return any(getattr(m, "is_causal", False) for m in model.modules())
-
-
-def load_causal_lm(spec, dtype, device):
-    from transformers import AutoModelForCausalLM
-
-    from workers.ml.sources import resolve
-
-    path, gguf_file = resolve(spec)
-    extra = {"gguf_file": gguf_file} if gguf_file else {}
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **extra).to(device)
-
-
-def load_tokenizer(spec):
-    from transformers import AutoTokenizer
-
-    from workers.ml.sources import resolve
-
-    path, gguf_file = resolve(spec)
-    return AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {}))
 
 
 def sigmoid(x):

@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from workers.ml.implicit_prm import DEFAULT_BETA, ImplicitPRM, load_causal_lm, load_tokenizer, token_logprobs
+from workers.ml.implicit_prm import DEFAULT_BETA, ImplicitPRM, token_logprobs
+from workers.ml.loading import load_causal_lm, load_tokenizer
 from workers.ml.prm import DEFAULT_SEPARATOR
 
 MIN_MAX_LENGTH = 16

@@ -30,10 +30,15 @@ unpadded forward pass; left padding would shift the position ids.
 """
 from itertools import islice
 
+from labeling.core.step_scores import solution_score as aggregate
+from workers.ml.loading import ModelCache, cache_size
+
 LABELS = ("negative", "neutral", "positive")
 DEFAULT_SEPARATOR = "\n\n"
 
-_CACHE = {}
+# Two step-head PRMs: an evaluation with promote_if_better scores the active selector and the new version,
+# and rounds score with the active one, so the pair stays loaded while older versions are dropped.
+_CACHE = ModelCache(cache_size(2))
 
 
 class StepPRM:
@@ -56,11 +61,9 @@ class StepPRM:
 
     @classmethod
     def load(cls, path, gguf_file=None, *, step_separator=DEFAULT_SEPARATOR, add_separator_token=False):
-        """Load model + tokenizer once per process (and per arguments); eval mode, device from pick_device."""
-        key = (str(path), gguf_file, step_separator, add_separator_token)
-        if key not in _CACHE:
-            _CACHE[key] = cls._load(path, gguf_file, step_separator, add_separator_token)
-        return _CACHE[key]
+        """Load model + tokenizer, cached per arguments (see _CACHE); eval mode, device from pick_device."""
+        return _CACHE.get((str(path), gguf_file, step_separator, add_separator_token),
+                          lambda: cls._load(path, gguf_file, step_separator, add_separator_token))
 
     @classmethod
     def _load(cls, path, gguf_file, step_separator, add_separator_token):
@@ -121,23 +124,28 @@ class StepPRM:
 
     def score(self, problems_and_steps, batch_size=16, max_length=1024):
         """Per solution, per step: (p_neg, p_neu, p_pos) as floats, or None for a truncated-away step."""
+        return self._per_step(self._encode_batch(list(problems_and_steps), max_length), batch_size, self._forward,
+                              lambda probs, row, pos: tuple(probs[row, pos].tolist()))
+
+    @staticmethod
+    def _per_step(encoded, batch_size, forward, read):
+        """For (input_ids, marks) per solution, one mark per step (None for a step cut by truncation):
+        `read(forward(batch of input_ids), row, mark)` per kept step, None per cut one."""
         import torch
 
-        items = list(problems_and_steps)
-        encoded = self._encode_batch(items, max_length)
-        results = [[None] * len(steps) for _, steps in items]
+        results = [[None] * len(marks) for _, marks in encoded]
         # Length-sorted so each batch pads only to its own longest; longest first so a batch that
         # would not fit in memory fails at once, not at the end.
-        order = sorted((i for i, (_, pos) in enumerate(encoded) if any(p is not None for p in pos)),
+        order = sorted((i for i, (_, marks) in enumerate(encoded) if any(m is not None for m in marks)),
                        key=lambda i: len(encoded[i][0]), reverse=True)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 batch = order[start:start + batch_size]
-                probs = self._forward([encoded[i][0] for i in batch])
+                output = forward([encoded[i][0] for i in batch])
                 for row, i in enumerate(batch):
-                    for k, pos in enumerate(encoded[i][1]):
-                        if pos is not None:
-                            results[i][k] = tuple(probs[row, pos].tolist())
+                    for k, mark in enumerate(encoded[i][1]):
+                        if mark is not None:
+                            results[i][k] = read(output, row, mark)
         return results
 
     def score_stream(self, iterable, chunk=2048, batch_size=16, max_length=1024):
@@ -150,6 +158,11 @@ class StepPRM:
             yield from self.score(block, batch_size=batch_size, max_length=max_length)
 
     def _encode_batch(self, items, max_length):
+        return [self._assemble(problem_ids, step_ids, max_length)
+                for problem_ids, step_ids in self._encode_items(items)]
+
+    def _encode_items(self, items):
+        """(problem ids, [ids of each step]) per (problem, steps) item."""
         # One tokenizer call for every piece of the chunk: the fast tokenizer batches in Rust.
         flat, spans = [], []
         for problem, steps in items:
@@ -157,20 +170,28 @@ class StepPRM:
             flat.append(problem)
             flat.extend(steps)
         pieces = self._encode_texts(flat)
-        return [self._assemble(pieces[s], pieces[s + 1:s + 1 + n], max_length) for s, n in spans]
+        return [(pieces[s], pieces[s + 1:s + 1 + n]) for s, n in spans]
 
     def _forward(self, sequences):
         import torch
 
-        width = max(len(s) for s in sequences)
-        input_ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-            attention[row, :len(seq)] = 1
+        input_ids, attention = right_padded(sequences, self.pad_id)
         mask = None if self.causal else attention.to(self.device)
         logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask).logits
         return torch.softmax(logits.float(), dim=-1).cpu()
+
+
+def right_padded(sequences, pad_id):
+    """(input_ids, attention_mask) as long tensors, each sequence left-aligned and padded with pad_id."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention[row, :len(seq)] = 1
+    return input_ids, attention
 
 
 def load_token_classifier(path, gguf_file, dtype):
@@ -192,9 +213,7 @@ def load(path, gguf_file=None, **kwargs):
 def solution_score(step_probs, how="product"):
     """Solution score of scored steps; truncated steps (None) are skipped, none scored gives None.
 
-    The aggregation itself (product of P(not negative), min or last) is the selection module's.
+    The aggregation itself (product of P(not negative), min or last) is labeling.core.step_scores'.
     """
-    from labeling.core.selection import solution_score as aggregate
-
     scored = [p for p in step_probs if p is not None]
     return aggregate(scored, how=how) if scored else None

@@ -21,7 +21,7 @@ class Scorer:
 
 
 def scorer_for(*, path: str, config: dict):
-    """Load (once per process) the scorer of a registered PRM: `path` and `config` as in ModelVersion."""
+    """Load (cached: workers.ml.loading) the scorer of a registered PRM: `path` and `config` as in ModelVersion."""
     from workers.ml.sources import resolve
 
     architecture = config.get("architecture", "step_head")

@@ -4,8 +4,10 @@ from labeling.services.jobs.resume import jobs_resume
 
 
 class Command(BaseCommand):
-    help = "Send every unfinished job chunk and round step again (after the broker lost messages). Idempotent."
+    help = ("Send every unfinished job chunk, job, pending export and round step again (after the broker lost "
+            "messages). Idempotent.")
 
     def handle(self, *args, **opts):
         sent = jobs_resume()
-        self.stdout.write(f"sent again: {sent['chunks']} chunks, {sent['jobs']} jobs, {sent['rounds']} rounds")
+        self.stdout.write(f"sent again: {sent['chunks']} chunks, {sent['jobs']} jobs (exports too), "
+                          f"{sent['rounds']} rounds")

@@ -13,8 +13,6 @@ round(1/qc_rate)-th lease when one is available (`Annotator.leases_taken` counts
 """
 import datetime as dt
 import itertools
-import json
-import math
 from typing import NamedTuple
 
 from django.conf import settings
@@ -23,12 +21,11 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from labeling.models import Annotator, Assignment, Solution, Task, VerifierScore
-from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired, QueueError, TooLarge
+from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired
+from labeling.services.annotation.checks import draft_validate
 
 EXPIRE_BATCH = 100          # leases expired per queue_next call: bounded, the rest go on the next call
 CLAIM_ATTEMPTS = 5          # lost compare-and-sets before giving up on a kind (only SQLite ever loses)
-DRAFT_MAX_BYTES = 64 * 1024
-DRAFT_MAX_DEPTH = 32
 
 
 # --- serving ---------------------------------------------------------------------------------------
@@ -184,50 +181,6 @@ def assignment_get(*, assignment_id, annotator, now=None) -> Assignment:
 
 
 # --- drafts ----------------------------------------------------------------------------------------
-
-def draft_validate(draft) -> dict:
-    """A draft is any JSON object that PostgreSQL's jsonb can hold, up to DRAFT_MAX_BYTES."""
-    if not isinstance(draft, dict):
-        raise InvalidInput(f"a draft must be a JSON object, got {_json_type(draft)}", field="draft")
-    _json_check(draft, "draft", 0)
-    size = len(json.dumps(draft, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-    if size > DRAFT_MAX_BYTES:
-        raise TooLarge(f"a draft may hold {DRAFT_MAX_BYTES} bytes of JSON, this one {size}", field="draft")
-    return draft
-
-
-def _json_type(value):
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
-
-
-def _json_check(value, path, depth):
-    if depth > DRAFT_MAX_DEPTH:
-        raise InvalidInput(f"nested deeper than {DRAFT_MAX_DEPTH} levels", field=path)
-    if isinstance(value, str):
-        text_check(value, path)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput("NaN and infinities are not JSON", field=path)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInput("object keys must be strings", field=path)
-            text_check(key, path)
-            _json_check(item, f"{path}.{key}", depth + 1)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _json_check(item, f"{path}[{i}]", depth + 1)
-
-
-def text_check(text, path):
-    """PostgreSQL stores neither NUL characters nor lone surrogates (text and jsonb alike)."""
-    if "\x00" in text:
-        raise InvalidInput("NUL characters are not allowed", field=path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput("not valid Unicode (a lone surrogate)", field=path) from None
-
 
 def assignment_draft_save(*, assignment_id, annotator, draft, now=None) -> Assignment:
     """Store the lease holder's draft while the lease lasts (one conditional UPDATE)."""

@@ -13,7 +13,6 @@ made, whatever the lease has become since. Everything happens in one transaction
 included: a refused or failed submission writes nothing.
 """
 import functools
-import importlib.util
 import uuid
 from dataclasses import dataclass
 
@@ -22,8 +21,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Annotation, Assignment, Completion, FinishReason, StepLabel, Task
-from labeling.services.annotation.queue import text_check
 from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired
+from labeling.services.annotation.checks import text_check
+from labeling.services.quality import gold as quality
 from labeling.services.training.retraining import retrain_after_submission, wants_retrain
 
 RATINGS = (-1, 0, 1)
@@ -140,11 +140,7 @@ def _submit(*, assignment_id, annotator, client_id, ratings, finish_reason, tota
 
 def _score(annotation):
     """Hand the annotation to quality control (gold scoring, screening verdicts) inside this transaction."""
-    if importlib.util.find_spec("labeling.services.quality.gold") is None:
-        return
-    from labeling.services.quality import gold as quality
-    if hasattr(quality, "annotation_scored"):
-        quality.annotation_scored(annotation=annotation)
+    quality.annotation_scored(annotation=annotation)
 
 
 def _human_fields(text):

@@ -6,8 +6,13 @@ row order. On PostgreSQL the keys are drawn from the table's sequence first (`al
 model instance is built and no INSERT ... RETURNING is parsed. Columns a caller leaves out get what
 `Model.save()` would give them (field defaults, `auto_now`/`auto_now_add` timestamps), so a field
 added with a default does not break a bulk writer.
+
+An import that writes chunk after chunk hands its rows to a sink: `InlineSink` writes them at once
+(any database), `PostgresSink` COPYs them on a helper thread while the caller parses the next chunk.
 """
 import json
+import queue
+import threading
 
 from django.db import connection, models
 from django.utils import timezone
@@ -115,3 +120,115 @@ def _prep(field, value):
     if isinstance(field, models.JSONField):
         return json.dumps(value, cls=field.encoder)
     return value
+
+
+# --- sinks -------------------------------------------------------------------------------------------
+
+class InlineSink:
+    """Rows written at once, in order (any database)."""
+
+    def reserve(self, model, n):
+        return None  # ids come from the inserts
+
+    def create(self, model, fields, rows, ids=None):
+        return create_rows(model, fields, rows)
+
+    def insert(self, model, fields, rows):
+        insert_rows(model, fields, rows)
+
+    def start(self):
+        pass
+
+    def flush(self):
+        pass
+
+    def finish(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class PostgresSink:
+    """PostgreSQL: ids reserved up front, rows queued and COPYed in order by a helper thread.
+
+    The helper uses the raw psycopg connection of this thread's Django connection, so its writes
+    are in the import's transaction. Between start() and the next flush() the main thread must not
+    query (it would wait for the COPY under way), only queue rows. Foreign keys are checked as each
+    COPY ends (SET CONSTRAINTS ALL IMMEDIATE, DEFERRED again at the end) so that the checks too
+    overlap the parsing instead of all running at COMMIT; parents are always queued before children.
+    """
+
+    def __init__(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        self.raw = connection.connection
+        self.queue = queue.Queue()
+        self.held = []  # queued before start()
+        self.started = False
+        self.error = None
+        self.abandoned = False
+        self.thread = threading.Thread(target=self._work, name="prm800k-import-copy", daemon=True)
+        self.thread.start()
+
+    def reserve(self, model, n):
+        return allocate_ids(model, n)
+
+    def create(self, model, fields, rows, ids=None):
+        if ids is None:
+            ids = allocate_ids(model, len(rows))
+        self._put(model, [model._meta.pk.name, *fields], [(i, *row) for i, row in zip(ids, rows)])
+        return ids[:len(rows)]
+
+    def insert(self, model, fields, rows):
+        self._put(model, fields, rows)
+
+    def _put(self, model, fields, rows):
+        if not rows:
+            return
+        if self.started:
+            self.queue.put((model, fields, rows))
+        else:
+            self.held.append((model, fields, rows))
+
+    def start(self):
+        """Let the helper write what is queued, and from now on what gets queued."""
+        self.started = True
+        for item in self.held:
+            self.queue.put(item)
+        self.held = []
+
+    def _work(self):
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None and not self.abandoned:  # after an error, only drain
+                    copy_rows(self.raw, *item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread by flush()
+                self.error = exc
+            finally:
+                self.queue.task_done()
+
+    def flush(self):
+        """Wait until everything queued is written; raise a write's error here, as Django's."""
+        self.start()
+        self.queue.join()
+        self.started = False
+        if self.error is not None:
+            with connection.wrap_database_errors:
+                raise self.error
+
+    def finish(self):
+        """All written: give the transaction back its deferred checks."""
+        self.flush()
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+    def close(self):
+        """On any exit, the helper stops (after what it was given) before the transaction ends."""
+        self.held = []
+        self.abandoned = True  # after finish() nothing is left; on an error, what is left is not written
+        self.queue.put(None)
+        self.thread.join()

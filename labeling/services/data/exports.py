@@ -1,4 +1,5 @@
-"""Export jobs: formats by name, atomic file writes, and the background `Export` row lifecycle.
+"""Export jobs: formats by name, atomic file writes, and the background `Export` row lifecycle
+(claimed, progressed, finished and failed by labeling.services.jobs.rows, as every job is).
 
 A format is a writer `fn(*, out, filters, progress=None[, options])` into a binary file object,
 an extension, and (for formats that take any) an options dataclass. A job keeps its options in
@@ -12,13 +13,16 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from labeling.formats.training import PreferenceOptions, StepwiseOptions
 from labeling.models import Completion, Export, Round, StepLabel
 from labeling.services.data.prm800k_export import ExportFilters, prm800k_export
-from labeling.services.data.training_exports import hf_export, preference_export, trl_export
+from labeling.services.data.hf_export import hf_export
+from labeling.services.data.training_exports import preference_export, trl_export
+from labeling.services.jobs.dispatch import enqueue
+from labeling.services.jobs.rows import job_claim, job_fail, job_finish, job_progress
+from workers import tasks
 
 FORMATS = {"prm800k": prm800k_export, "trl": trl_export, "preference": preference_export, "hf": hf_export}
 EXTENSIONS = {"prm800k": "jsonl", "trl": "jsonl", "preference": "jsonl", "hf": "zip"}
@@ -101,20 +105,12 @@ def export_create(*, fmt, filters: dict, options: dict | None = None, user=None)
 
 
 def export_enqueue(export):
-    from workers.tasks import export_run as task
-
-    def send():
-        result = task.delay(export.id)
-        Export.objects.filter(id=export.id, celery_task_id="").update(celery_task_id=result.id or "")
-
-    transaction.on_commit(send)
+    enqueue(tasks.export_run, export.id)
 
 
 def export_run(*, export_id) -> bool:
     """Run a pending export. The conditional update claims it: a redelivered job does nothing."""
-    claimed = Export.objects.filter(id=export_id, status=Export.Status.PENDING).update(
-        status=Export.Status.RUNNING, started=timezone.now())
-    if claimed != 1:
+    if not job_claim(job_id=export_id, model=Export):
         return False
     export = Export.objects.get(id=export_id)
     raw = dict(export.filters)
@@ -125,7 +121,7 @@ def export_run(*, export_id) -> bool:
     target = Path(settings.EXPORT_DIR) / f"export-{export.id}.{EXTENSIONS[export.format]}"
 
     def progress(done, total):
-        Export.objects.filter(id=export_id).update(progress=done / total if total else 1.0)
+        job_progress(job_id=export_id, done=done, total=total, model=Export)
 
     try:
         options = export_options(export.format, options)
@@ -134,10 +130,7 @@ def export_run(*, export_id) -> bool:
                                        stats=getattr(result, "stats", None))
     except Exception as exc:
         target.unlink(missing_ok=True)  # a failed job serves no file, even one written before it failed
-        Export.objects.filter(id=export_id).update(status=Export.Status.FAILED, error=f"{type(exc).__name__}: {exc}",
-                                                   finished=timezone.now())
+        job_fail(job_id=export_id, error=f"{type(exc).__name__}: {exc}", model=Export)
         raise
-    Export.objects.filter(id=export_id).update(
-        status=Export.Status.DONE, progress=1.0, record_count=result.records, step_count=result.steps,
-        sha256=result.sha256, file=target.name, provenance=provenance, finished=timezone.now())
-    return True
+    return job_finish(job_id=export_id, model=Export, record_count=result.records, step_count=result.steps,
+                      sha256=result.sha256, file=target.name, provenance=provenance)

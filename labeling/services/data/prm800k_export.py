@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from labeling.formats import prm800k
+from labeling.formats import prm800k_rows
 from labeling.models import Annotation, Completion, Problem, Solution, StepLabel
 
 CHUNK = 2000
@@ -65,7 +66,6 @@ class ExportResult:
 
 HEADER = ("id", "annotator__labeler", "timestamp", "round__number", "is_quality_control", "is_screening",
           "phase", "problem_id", "solution_id", "finish_reason", "total_time_ms", "selector_score", "verbatim")
-_BOOL = {None: None, False: False, True: True}  # SQLite gives booleans back as 0/1; 0 == False, 1 == True
 PROBLEM_CACHE = 50_000  # problems kept between chunks (the lines of a big export share problems)
 IN_BATCH = 500  # ids per IN (...) list where there is no array parameter
 
@@ -87,7 +87,7 @@ def prm800k_lines(filters: ExportFilters, *, chunk=CHUNK):
                 return
             last = rows[-1][0]
             with connection.cursor() as cursor:
-                yield from _lines(rows, *reader.read(rows, cursor))
+                yield from prm800k_rows.lines(rows, *reader.read(rows, cursor))
         return
 
     # PostgreSQL: the header query is compiled here (the ORM applies the filters) and run raw by the
@@ -109,7 +109,7 @@ def prm800k_lines(filters: ExportFilters, *, chunk=CHUNK):
             if not rows:
                 return
             ahead = _Ahead(fetch, *page(rows[-1][0]).query.sql_with_params())
-            yield from _lines(rows, *data)
+            yield from prm800k_rows.lines(rows, *data)
     finally:
         ahead.wait()  # a consumer that stops early must not leave the helper on the connection
 
@@ -140,30 +140,8 @@ class _Ahead:
 
 # --- JSON written by PostgreSQL ------------------------------------------------------------------
 # On PostgreSQL the label steps of each annotation come back as one JSON text, built by the query
-# (string_agg of to_json()), and pre_generated_steps as the jsonb column's text; Python splices them
-# into the line. PostgreSQL escapes strings as json.dumps does (\" \\ \b \f \n \r \t, \u00XX
-# for other control characters, "/" as is) except that it leaves non-ASCII characters and DEL raw,
-# where json.dumps writes \uXXXX (a surrogate pair above U+FFFF); `_ascii` converts those, and only
-# those, since outside strings JSON text is ASCII. Separators are ", " and ": " like json.dumps; a
-# text holds no NUL (PostgreSQL refuses it), so the placeholders below cannot occur in data.
-
-_NON_ASCII = re.compile(r"[^\x00-\x7e]")
-_LABEL_MARK, _STEPS_MARK = "\x00label.steps", "\x00question.pre_generated_steps"
-_LABEL_JSON, _STEPS_JSON = json.dumps(_LABEL_MARK), json.dumps(_STEPS_MARK)
-
-
-def _escape(match):
-    c = ord(match.group())
-    if c < 0x10000:
-        return "\\u%04x" % c
-    c -= 0x10000
-    return "\\u%04x\\u%04x" % (0xD800 | (c >> 10), 0xDC00 | (c & 0x3FF))
-
-
-def _ascii(text):
-    """PostgreSQL's JSON text as json.dumps (ensure_ascii) writes it."""
-    return text if text.isascii() and "\x7f" not in text else _NON_ASCII.sub(_escape, text)
-
+# below, and pre_generated_steps as the jsonb column's text; labeling.formats.prm800k_rows splices
+# them into the line (and says how PostgreSQL's JSON text differs from json.dumps's).
 
 def _json_object(keys, exprs):
     """SQL for the JSON text of an object: `keys` in order (PRM800K's), values from SQL expressions."""
@@ -221,10 +199,10 @@ class _Reader:
                 self.problems[pid] = (text, answer, solution)
         solution_ids = {r[8] for r in rows if r[8]}
         if self.postgres:
-            solutions = {sid: (_ascii(steps), answer) for sid, steps, answer in self._rows_in(
+            solutions = {sid: (prm800k_rows.ascii_json(steps), answer) for sid, steps, answer in self._rows_in(
                 cursor, f"SELECT id, steps::text, final_answer FROM {Solution._meta.db_table} WHERE @IN(id)",
                 solution_ids)}
-            labels = {aid: (_ascii(text), n) for aid, n, text in self._rows_in(cursor, _LABEL_SQL, ids)}
+            labels = {aid: (prm800k_rows.ascii_json(text), n) for aid, n, text in self._rows_in(cursor, _LABEL_SQL, ids)}
             return self.problems, solutions, labels, True
         solutions = {sid: (json.loads(steps) if isinstance(steps, (str, bytes)) else steps, answer)
                      for sid, steps, answer in self._rows_in(
@@ -236,7 +214,7 @@ class _Reader:
         completion_rows = self._rows_in(
             cursor, f"SELECT annotation_id, step_index, \"index\", text, rating, flagged FROM "
             f"{Completion._meta.db_table} WHERE @IN(annotation_id)", ids)
-        return self.problems, solutions, _labels(step_rows, completion_rows), False
+        return self.problems, solutions, prm800k_rows.label_steps(step_rows, completion_rows), False
 
     def _rows_in(self, cursor, sql, ids):
         """Run `sql` with each @IN(column) in it made a condition that the column is among ids.
@@ -265,54 +243,6 @@ class _Reader:
 
 
 _IN = re.compile(r"@IN\(([\w.]+)\)")
-
-
-def _labels(step_rows, completion_rows):
-    """annotation id -> (label steps, count), the step and completion objects built in PRM800K's key
-    order (as labeling.formats.prm800k.build_step builds them) straight from the rows."""
-    step_rows.sort()  # by (annotation_id, index): unique, so the sort never compares further;
-    completion_rows.sort()  # next to free on rows that come back in order, as they mostly do
-    steps = {}
-    for aid, index, null, chosen, htext, hrating, hsource, hflag in step_rows:
-        human = None if htext is None else {"text": htext, "rating": hrating, "source": hsource,
-                                            "flagged": _BOOL[hflag]}
-        step = {"completions": None if null else [], "human_completion": human, "chosen_completion": chosen}
-        if aid in steps:
-            steps[aid].append(step)
-        else:
-            steps[aid] = [step]
-    for aid, sindex, index, text, rating, flagged in completion_rows:
-        if aid in steps:
-            steps[aid][sindex]["completions"].append({"text": text, "rating": rating, "flagged": _BOOL[flagged]})
-    return {aid: (s, len(s)) for aid, s in steps.items()}
-
-
-def _lines(rows, problems, solutions, labels, spliced):
-    utc = dt.timezone.utc
-    empty = ("[]" if spliced else [], 0)
-    for (aid, labeler, moment, generation, is_qc, is_screening, phase, pid, sid, finish, total, score,
-         verbatim) in rows:
-        verbatim = json.loads(verbatim) if verbatim else {}
-        question = verbatim.get("question")
-        steps_json = None
-        if question is None:
-            text, answer, gt_solution = problems[pid]
-            sol_steps, sol_answer = solutions[sid] if sid else (None, None)
-            if spliced and sol_steps is not None:
-                sol_steps, steps_json = _STEPS_MARK, sol_steps
-            question = prm800k.build_question(phase=phase, problem=text, gt_answer=answer, gt_solution=gt_solution,
-                                              steps=sol_steps, answer=sol_answer, score=score)
-        timestamp = verbatim.get("timestamp") or prm800k.format_timestamp(
-            moment.astimezone(utc).replace(tzinfo=None))
-        label_steps, count = labels.get(aid, empty)
-        line = prm800k.dumps(labeler=labeler, timestamp=timestamp, generation=generation, is_qc=is_qc,
-                             is_screening=is_screening, question=question,
-                             steps=_LABEL_MARK if spliced else label_steps, total_time=total, finish_reason=finish)
-        if spliced:
-            line = line.replace(_LABEL_JSON, label_steps, 1)
-            if steps_json is not None:
-                line = line.replace(_STEPS_JSON, steps_json, 1)
-        yield line, count
 
 
 def prm800k_export(*, out, filters: ExportFilters, progress=None) -> ExportResult:

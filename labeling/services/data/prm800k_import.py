@@ -13,20 +13,16 @@ everything runs in order on the one thread, with the same rows.
 """
 import datetime as dt
 import hashlib
-import json
-import queue
-import threading
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.db.models import Q
 
-from labeling.services.data.bulk import allocate_ids, copy_rows, create_rows, insert_rows
 from labeling.formats import prm800k
-from labeling.errors import DataError
-from labeling.formats.jsonl import read_jsonl
+from labeling.formats.jsonl import parse_lines
 from labeling.models import (Annotation, Annotator, Completion, ModelVersion, Problem, Round, Solution,
                              StepLabel, VerifierScore, text_sha256)
+from labeling.services.data.bulk import InlineSink, PostgresSink
 
 CHUNK = 2000
 
@@ -56,15 +52,11 @@ def prm800k_import(*, path, progress=None) -> ImportResult:
     seen = set()
     with transaction.atomic():
         cache = _Caches()
-        sink = _PostgresSink() if connection.vendor == "postgresql" else _InlineSink()
+        sink = PostgresSink() if connection.vendor == "postgresql" else InlineSink()
         try:
             chunk = []
-            for number, text, obj in read_jsonl(path):
+            for number, text, record in parse_lines(path, prm800k.parse):
                 result.lines += 1
-                try:
-                    record = prm800k.parse(obj)
-                except DataError as exc:
-                    raise exc.located(file=path, line=number)
                 record["source_hash"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
                 record["line"] = number
                 if record["source_hash"] in seen:
@@ -83,116 +75,6 @@ def prm800k_import(*, path, progress=None) -> ImportResult:
         finally:
             sink.close()  # on error: wait for the helper before the transaction is rolled back
     return result
-
-
-class _InlineSink:
-    """Rows written at once, in order (any database)."""
-
-    def reserve(self, model, n):
-        return None  # ids come from the inserts
-
-    def create(self, model, fields, rows, ids=None):
-        return create_rows(model, fields, rows)
-
-    def insert(self, model, fields, rows):
-        insert_rows(model, fields, rows)
-
-    def start(self):
-        pass
-
-    def flush(self):
-        pass
-
-    def finish(self):
-        pass
-
-    def close(self):
-        pass
-
-
-class _PostgresSink:
-    """PostgreSQL: ids reserved up front, rows queued and COPYed in order by a helper thread.
-
-    The helper uses the raw psycopg connection of this thread's Django connection, so its writes
-    are in the import's transaction. Between start() and the next flush() the main thread must not
-    query (it would wait for the COPY under way), only queue rows. Foreign keys are checked as each
-    COPY ends (SET CONSTRAINTS ALL IMMEDIATE, DEFERRED again at the end) so that the checks too
-    overlap the parsing instead of all running at COMMIT; parents are always queued before children.
-    """
-
-    def __init__(self):
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        self.raw = connection.connection
-        self.queue = queue.Queue()
-        self.held = []  # queued before start()
-        self.started = False
-        self.error = None
-        self.abandoned = False
-        self.thread = threading.Thread(target=self._work, name="prm800k-import-copy", daemon=True)
-        self.thread.start()
-
-    def reserve(self, model, n):
-        return allocate_ids(model, n)
-
-    def create(self, model, fields, rows, ids=None):
-        if ids is None:
-            ids = allocate_ids(model, len(rows))
-        self._put(model, [model._meta.pk.name, *fields], [(i, *row) for i, row in zip(ids, rows)])
-        return ids[:len(rows)]
-
-    def insert(self, model, fields, rows):
-        self._put(model, fields, rows)
-
-    def _put(self, model, fields, rows):
-        if not rows:
-            return
-        if self.started:
-            self.queue.put((model, fields, rows))
-        else:
-            self.held.append((model, fields, rows))
-
-    def start(self):
-        """Let the helper write what is queued, and from now on what gets queued."""
-        self.started = True
-        for item in self.held:
-            self.queue.put(item)
-        self.held = []
-
-    def _work(self):
-        while True:
-            item = self.queue.get()
-            try:
-                if item is None:
-                    return
-                if self.error is None and not self.abandoned:  # after an error, only drain
-                    copy_rows(self.raw, *item)
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread by flush()
-                self.error = exc
-            finally:
-                self.queue.task_done()
-
-    def flush(self):
-        """Wait until everything queued is written; raise a write's error here, as Django's."""
-        self.start()
-        self.queue.join()
-        self.started = False
-        if self.error is not None:
-            with connection.wrap_database_errors:
-                raise self.error
-
-    def finish(self):
-        """All written: give the transaction back its deferred checks."""
-        self.flush()
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-
-    def close(self):
-        """On any exit, the helper stops (after what it was given) before the transaction ends."""
-        self.held = []
-        self.abandoned = True  # after finish() nothing is left; on an error, what is left is not written
-        self.queue.put(None)
-        self.thread.join()
 
 
 class _Caches:
@@ -258,7 +140,7 @@ def _write_chunk(chunk, cache, result, sink):
         solution = solutions[(problem["id"], r["steps_hash"])] if sol else None
         rows.append((annotators[r["labeler"]], problem["id"], solution and solution["id"], rounds[r["generation"]],
                      r["phase"], r["moment"].replace(tzinfo=utc), r["is_qc"], r["is_screening"], r["finish_reason"],
-                     r["total_time"], sol and sol["score"], _verbatim(r, problem, solution), r["source_hash"]))
+                     r["total_time"], sol and sol["score"], prm800k.verbatim(r, problem, solution), r["source_hash"]))
     ids = sink.create(Annotation, ANNOTATION_FIELDS, rows, ids)
     step_rows = []
     add_step = step_rows.append
@@ -378,31 +260,3 @@ def _known_solutions(keys):
             return cursor.fetchall()
     return (Solution.objects.filter(problem_id__in={k[0] for k in keys}, steps_hash__in={k[1] for k in keys})
             .values_list("problem_id", "steps_hash", "id", "final_answer"))
-
-
-def _verbatim(record, problem, solution):
-    """What the normalized rows would not give back byte for byte, kept as written (JSON text)."""
-    out = {}
-    if prm800k.format_timestamp(record["moment"]) != record["timestamp"]:
-        out["timestamp"] = record["timestamp"]
-    sol = record["solution"]
-    rebuilt = prm800k.build_question(
-        phase=record["phase"], problem=record["problem"], gt_answer=problem["answer"],
-        gt_solution=problem["solution"], steps=sol and sol["steps"], answer=solution and solution["answer"],
-        score=sol and sol["score"])
-    if not _same_json(rebuilt, record["question"]):
-        out["question"] = record["question"]
-    return json.dumps(out) if out else None
-
-
-def _same_json(a, b):
-    """json.dumps(a) == json.dumps(b) for flat objects whose values are strings, numbers, null or lists of
-    strings, without encoding either: same keys in the same order, and values equal and of one type (1
-    and 1.0 are equal but serialize apart; for a float its repr decides, so -0.0 is not 0.0)."""
-    if len(a) != len(b) or list(a) != list(b):
-        return False
-    for key, x in a.items():
-        y = b[key]
-        if type(x) is not type(y) or x != y or (type(x) is float and repr(x) != repr(y)):
-            return False
-    return True

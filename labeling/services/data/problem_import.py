@@ -1,18 +1,12 @@
 """Import MATH-style problems: all-or-nothing, idempotent by unique_id (and by problem text)."""
-import re
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from labeling.errors import DataError
-from labeling.formats.fields import get, reject_unknown
-from labeling.formats.jsonl import read_jsonl
+from labeling.formats.jsonl import parse_lines
+from labeling.formats.problems import parse_problem
 from labeling.models import Problem, Split, text_sha256
-
-KEYS = ("problem", "solution", "answer", "subject", "level", "unique_id")
-# Hendrycks' MATH writes "Level 3"; MATH-500 writes 3. "Level ?" exists in MATH too.
-LEVEL = re.compile(r"^(?:Level\s*)?([1-5?])$")
-
 
 @dataclass
 class ProblemImportResult:
@@ -22,39 +16,17 @@ class ProblemImportResult:
     unchanged: int = 0
 
 
-def parse_problem(obj):
-    reject_unknown(obj, KEYS)
-    level = get(obj, "level", (int, str), nullable=True, required=False)
-    if level is not None:
-        match = LEVEL.match(str(level).strip())
-        if not match:
-            raise DataError(f"must be 1..5 or 'Level N', got {level!r}", field="level")
-        level = None if match.group(1) == "?" else int(match.group(1))
-    return {
-        "text": get(obj, "problem", str),
-        "solution": get(obj, "solution", str, nullable=True, required=False),
-        "answer": get(obj, "answer", str, nullable=True, required=False),
-        "subject": get(obj, "subject", str, nullable=True, required=False) or "",
-        "level": level,
-        "source_id": get(obj, "unique_id", str, nullable=True, required=False),
-    }
-
-
 def problems_import(*, path, split="") -> ProblemImportResult:
     if split not in Split.values:
         raise DataError(f"unknown split {split!r} (expected one of: {', '.join(v for v in Split.values if v)})")
     result = ProblemImportResult()
     records = []
     ids, hashes = set(), set()
-    for number, _text, obj in read_jsonl(path):
+    for number, _text, record in parse_lines(path, parse_problem):
         result.lines += 1
-        try:
-            record = parse_problem(obj)
-        except DataError as exc:
-            raise exc.located(file=path, line=number)
         if record["answer"] is None:
             # MATH keeps the answer inside the solution's last \boxed{}.
-            from labeling.core.grading import extract_answer
+            from labeling.core.solution_text import extract_answer
             record["answer"] = extract_answer(record["solution"] or "")
         record["text_hash"] = text_sha256(record["text"])
         if record["source_id"] in ids or record["text_hash"] in hashes:

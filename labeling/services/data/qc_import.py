@@ -1,8 +1,6 @@
 """Import QC and screening tasks: solutions with gold ratings, one JSON object a line. All-or-nothing, idempotent.
 
-A line: {"unique_id" or "problem", "steps": [...], "gold": [-1/0/1 ...], "kind": "qc"|"screening",
-"alternatives"?: {"step index": [texts]}, "answer"?, "generator"?}. The problem must exist; the
-solution is created (and graded) when missing. A task that already exists with the same gold is
+The line format is labeling.formats.qc. The problem must exist; the solution is created (and graded) when missing. A task that already exists with the same gold is
 skipped; with different gold the import fails rather than rescoring past answers silently.
 """
 from dataclasses import dataclass
@@ -10,15 +8,11 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from labeling.errors import DataError
-from labeling.formats.fields import get, reject_unknown
-from labeling.formats.jsonl import read_jsonl
+from labeling.formats.jsonl import parse_lines
+from labeling.formats.qc import GOLD_KINDS, parse_qc_task
 from labeling.models import Solution, Task
-from labeling.services.quality.gold import GOLD_KINDS, GOLD_TASK_OVERLAP, alternatives_validate, gold_validate
-from labeling.services.data.solution_import import KEYS as SOLUTION_KEYS
-from labeling.services.data.solution_import import _resolve_problems, parse_solution
-
-KEYS = ("unique_id", "problem", "steps", "gold", "kind", "alternatives", "answer", "generator")
-
+from labeling.services.data.solution_import import problems_by_line
+from labeling.services.quality.gold import GOLD_TASK_OVERLAP
 
 @dataclass
 class QcImportResult:
@@ -28,32 +22,15 @@ class QcImportResult:
     solutions_created: int = 0
 
 
-def parse_qc_task(obj):
-    reject_unknown(obj, KEYS)
-    record = parse_solution({k: v for k, v in obj.items() if k in SOLUTION_KEYS})
-    kind = get(obj, "kind", str, required=False, default=Task.Kind.QC)
-    if kind not in GOLD_KINDS:
-        raise DataError(f"must be one of {', '.join(GOLD_KINDS)}, got {kind!r}", field="kind")
-    record["kind"] = kind
-    record["gold"] = gold_validate(get(obj, "gold", list), len(record["steps"]))
-    record["alternatives"] = alternatives_validate(
-        get(obj, "alternatives", dict, nullable=True, required=False), len(record["steps"]))
-    return record
-
-
 def qc_tasks_import(*, path) -> QcImportResult:
     result = QcImportResult()
     records = []
-    for number, _text, obj in read_jsonl(path):
+    for number, _text, record in parse_lines(path, parse_qc_task):
         result.lines += 1
-        try:
-            record = parse_qc_task(obj)
-        except DataError as exc:
-            raise exc.located(file=path, line=number)
         record["line"] = number
         records.append(record)
     with transaction.atomic():
-        problems = _resolve_problems(records, path)
+        problems = problems_by_line(records, path)
         solutions = _solutions(records, problems, result)
         existing = {(t.solution_id, t.kind): t for t in Task.objects.filter(
             solution_id__in={s.id for s in solutions.values()}, kind__in=GOLD_KINDS, round=None)}
@@ -76,7 +53,8 @@ def qc_tasks_import(*, path) -> QcImportResult:
 
 def _solutions(records, problems, result):
     """The solution of each line, by line number: found by its steps, else created and graded."""
-    from labeling.core.grading import extract_answer, grade_answer
+    from labeling.core.grading import grade_answer
+    from labeling.core.solution_text import extract_answer
 
     keys = {(problems[r["line"]].id, Solution.hash_steps(r["steps"])): r for r in records}
     found = {(s.problem_id, s.steps_hash): s for s in Solution.objects.filter(

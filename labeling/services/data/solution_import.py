@@ -4,12 +4,9 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from labeling.errors import DataError
-from labeling.formats.fields import get, reject_unknown
-from labeling.formats.jsonl import read_jsonl
+from labeling.formats.jsonl import parse_lines
+from labeling.formats.solutions import parse_solution
 from labeling.models import Problem, Solution, text_sha256
-
-KEYS = ("unique_id", "problem", "steps", "answer", "generator", "sampling")
-
 
 @dataclass
 class SolutionImportResult:
@@ -20,44 +17,19 @@ class SolutionImportResult:
     ungraded: int = 0
 
 
-def parse_solution(obj):
-    reject_unknown(obj, KEYS)
-    if "unique_id" not in obj and "problem" not in obj:
-        raise DataError("missing: a solution names its problem by 'unique_id' or 'problem'", field="unique_id")
-    steps = get(obj, "steps", list)
-    if not steps:
-        raise DataError("must hold at least one step", field="steps")
-    for i, step in enumerate(steps):
-        if not isinstance(step, str):
-            raise DataError(f"must be a string, got {type(step).__name__}", field=f"steps[{i}]")
-        if not step.strip():
-            raise DataError("is empty", field=f"steps[{i}]")
-    return {
-        "unique_id": get(obj, "unique_id", str, required=False),
-        "problem": get(obj, "problem", str, required=False),
-        "steps": steps,
-        "answer": get(obj, "answer", str, nullable=True, required=False),
-        "generator": get(obj, "generator", str, nullable=True, required=False) or "",
-        "sampling": get(obj, "sampling", dict, nullable=True, required=False) or {},
-    }
-
-
 def solutions_import(*, path) -> SolutionImportResult:
-    from labeling.core.grading import extract_answer, grade_answer
+    from labeling.core.grading import grade_answer
+    from labeling.core.solution_text import extract_answer
 
     result = SolutionImportResult()
     records = []
-    for number, _text, obj in read_jsonl(path):
+    for number, _text, record in parse_lines(path, parse_solution):
         result.lines += 1
-        try:
-            record = parse_solution(obj)
-        except DataError as exc:
-            raise exc.located(file=path, line=number)
         record["line"] = number
         if record["answer"] is None:
             record["answer"] = extract_answer(record["steps"][-1])
         records.append(record)
-    problems = _resolve_problems(records, path)
+    problems = problems_by_line(records, path)
     keys = {}
     for r in records:
         problem = problems[r["line"]]
@@ -87,7 +59,8 @@ def solutions_import(*, path) -> SolutionImportResult:
     return result
 
 
-def _resolve_problems(records, path):
+def problems_by_line(records, path):
+    """line number -> the imported problem the line names (DataError where none)."""
     by_id = {p.source_id: p for p in Problem.objects.filter(
         source_id__in={r["unique_id"] for r in records if r["unique_id"]})}
     by_hash = {p.text_hash: p for p in Problem.objects.filter(

@@ -1,4 +1,5 @@
-"""Exports for training, beside PRM800K's: TRL stepwise rows, preference pairs, a Hugging Face dataset.
+"""Exports for training, beside PRM800K's: TRL stepwise rows and preference pairs (the Hugging Face
+dataset of the same stepwise rows is labeling.services.data.hf_export).
 
 All read annotations through the same ExportFilters as the PRM800K export, in id-ordered chunks
 with bounded memory, and return counts, the sha256 of the bytes written and `stats` (what was
@@ -7,12 +8,8 @@ Which text and label each step gets, and how pairs are chosen: labeling.formats.
 """
 import hashlib
 import json
-import shutil
-import tempfile
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from labeling.formats.training import (PreferenceOptions, StepwiseOptions, annotation_steps, preference_pairs,
                                        solution_side, solution_text, step_labels)
@@ -21,7 +18,6 @@ from labeling.services.data.prm800k_export import ExportFilters, ExportResult
 
 CHUNK = 500  # annotations (stepwise) or problems (pairs) per round of queries
 PROBLEM_CACHE = 50_000
-HF_BATCH = 1000  # rows per Arrow record batch / parquet row group
 # Counted in every stats dict, zero or not, so an empty export still says what it looked at.
 STEPWISE_STATS = ("annotations", "rows", "steps", "skipped_no_rated_step", "skipped_neutral")
 PAIR_STATS = ("problems", "problems_with_pairs", "pairs", "pairs_verified", "steps")
@@ -32,7 +28,7 @@ class TrainingExportResult(ExportResult):
     stats: dict = field(default_factory=dict)
 
 
-class _HashingWriter:
+class HashingWriter:
     """Counts and hashes what goes to `out`. Not seekable, so zipfile streams (data descriptors)
     instead of seeking back, and the hash is that of the file as it lies on disk."""
 
@@ -52,6 +48,15 @@ class _HashingWriter:
         self.out.flush()
 
 
+def file_sha256(path):
+    """The sha256 of a file's bytes, read a block at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 # --- stepwise rows -----------------------------------------------------------------------------------
 
 def annotation_labels(annotation_ids):
@@ -67,22 +72,29 @@ def annotation_labels(annotation_ids):
     return steps, completions
 
 
+def annotation_pages(annotations, fields, *, chunk=CHUNK):
+    """Yield (rows, steps, completions) for `annotations` in id order, `chunk` at a time: rows are
+    values_list("id", *fields), steps and completions those of annotation_labels."""
+    last = 0
+    while True:
+        rows = list(annotations.filter(id__gt=last).order_by("id").values_list("id", *fields)[:chunk])
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield (rows, *annotation_labels([row[0] for row in rows]))
+
+
 def stepwise_rows(filters: ExportFilters, *, options: StepwiseOptions, stats: Counter, progress=None, chunk=CHUNK):
     """Yield one dict per annotation with a rated step: ids, round, prompt, completions, ratings, labels."""
-    qs = filters.queryset().order_by("id")
+    qs = filters.queryset()
     total = qs.count() if progress else 0
-    problems, last, seen = {}, 0, 0
-    while True:
-        header = list(qs.filter(id__gt=last).values_list("id", "problem_id", "solution_id", "round__number")[:chunk])
-        if not header:
-            return
-        last = header[-1][0]
-        ids = [row[0] for row in header]
+    problems, seen = {}, 0
+    for header, steps, completions in annotation_pages(qs, ("problem_id", "solution_id", "round__number"),
+                                                       chunk=chunk):
         wanted = {row[1] for row in header} - problems.keys()
         if len(problems) + len(wanted) > PROBLEM_CACHE:
             problems, wanted = {}, {row[1] for row in header}
         problems.update(Problem.objects.filter(id__in=wanted).values_list("id", "text"))
-        steps, completions = annotation_labels(ids)
         for aid, pid, sid, generation in header:
             stats["annotations"] += 1
             path = annotation_steps(steps.get(aid, []), completions.get(aid, {}))
@@ -109,12 +121,12 @@ def stepwise_rows(filters: ExportFilters, *, options: StepwiseOptions, stats: Co
             progress(seen, total)
 
 
-def _stats(counter, **extra):
+def export_stats(counter, **extra):
     return {**{k: counter[k] for k in sorted(counter)}, **extra}
 
 
 def _jsonl(out, rows, result):
-    writer = _HashingWriter(out)
+    writer = HashingWriter(out)
     for row in rows:
         writer.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
         result.records += 1
@@ -129,7 +141,7 @@ def trl_export(*, out, filters: ExportFilters, progress=None, options=StepwiseOp
             for r in stepwise_rows(filters, options=options, stats=stats, progress=progress))
     _jsonl(out, rows, result)
     result.steps = stats["steps"]
-    result.stats = _stats(stats)
+    result.stats = export_stats(stats)
     return result
 
 
@@ -209,81 +221,5 @@ def preference_export(*, out, filters: ExportFilters, progress=None,
     stats, result = Counter(dict.fromkeys(PAIR_STATS, 0)), TrainingExportResult()
     _jsonl(out, preference_rows(filters, options=options, stats=stats, progress=progress), result)
     result.steps = stats["steps"]
-    result.stats = _stats(stats)
+    result.stats = export_stats(stats)
     return result
-
-
-# --- Hugging Face datasets ---------------------------------------------------------------------------
-
-def hf_features():
-    from datasets import Features, List, Value
-    return Features({
-        "prompt": Value("string"), "completions": List(Value("string")), "labels": List(Value("bool")),
-        "ratings": List(Value("int8")), "annotation_id": Value("int64"), "problem_id": Value("int64"),
-        "solution_id": Value("int64"), "round": Value("int64")})
-
-
-def hf_export(*, out, filters: ExportFilters, progress=None, options=StepwiseOptions()) -> TrainingExportResult:
-    """A zip of `dataset/` (Dataset.save_to_disk) and `data.parquet`: the stepwise rows with ids and ratings.
-
-    Rows go to Arrow and parquet in record batches, so memory holds one batch; the dataset is the
-    Arrow file memory-mapped, then saved. Built in a temporary folder, zipped into `out`.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from datasets import Dataset
-    from datasets.table import MemoryMappedTable
-
-    stats, result = Counter(dict.fromkeys(STEPWISE_STATS, 0)), TrainingExportResult()
-    schema = hf_features().arrow_schema
-    with tempfile.TemporaryDirectory(prefix="stepwise-hf-") as tmp:
-        tmp = Path(tmp)
-        rows = stepwise_rows(filters, options=options, stats=stats, progress=progress)
-        with pq.ParquetWriter(tmp / "data.parquet", schema) as parquet, pa.OSFile(str(tmp / "rows.arrow"), "wb") as sink, \
-                pa.ipc.new_stream(sink, schema) as arrow:
-            batch = []
-            for row in rows:
-                batch.append(row)
-                if len(batch) == HF_BATCH:
-                    _write_batch(batch, schema, parquet, arrow)
-                    batch = []
-            if batch:
-                _write_batch(batch, schema, parquet, arrow)
-        # The fingerprint (kept in state.json) is the rows' hash, not a random one: the same labels give
-        # the same archive, byte for byte.
-        table = MemoryMappedTable.from_file(str(tmp / "rows.arrow"))
-        Dataset(table, fingerprint=_file_sha256(tmp / "rows.arrow")[:16]).save_to_disk(str(tmp / "dataset"))
-        del table
-        writer = _HashingWriter(out)
-        with zipfile.ZipFile(writer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted((tmp / "dataset").rglob("*")) + [tmp / "data.parquet"]:
-                if path.is_file():
-                    _zip_file(archive, path, path.relative_to(tmp).as_posix())
-    result.records, result.steps = stats["rows"], stats["steps"]
-    result.sha256, result.bytes = writer.digest.hexdigest(), writer.bytes
-    result.stats = _stats(stats, files=["dataset/", "data.parquet"])
-    return result
-
-
-def _write_batch(rows, schema, parquet, arrow):
-    import pyarrow as pa
-    batch = pa.RecordBatch.from_pylist(rows, schema=schema)
-    parquet.write_batch(batch)
-    arrow.write_batch(batch)
-
-
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _zip_file(archive, path, name):
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # fixed: same rows, same archive bytes
-    info.compress_type = zipfile.ZIP_STORED if name.endswith(".parquet") else zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    info.file_size = path.stat().st_size  # lets zipfile choose zip64 itself for a file over 2 GiB
-    with open(path, "rb") as source, archive.open(info, "w") as target:
-        shutil.copyfileobj(source, target, 1 << 20)

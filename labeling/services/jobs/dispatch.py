@@ -1,12 +1,20 @@
-"""Sending Celery tasks after the current transaction commits, or running them here.
+"""Sending a task once the current transaction commits: to the workers, or in the embedded mode here.
 
-Tasks are named, not imported, so the web process never imports the workers' ML modules. Inside
-`run_here()` (the `--sync` flag of the commands) tasks run in this process even where a broker is
-configured; in the embedded mode (no CELERY_BROKER_URL) Celery runs them in-process anyway.
+Callers import the task and hand it over, so every send can be followed to its code:
+
+    from workers import tasks
+    enqueue(tasks.gpu_score_chunk, chunk.pk)
+
+Importing workers.tasks imports no ML module (its bodies import those lazily). Inside `run_here()`
+(the `--sync` flag of the commands) the task runs in this process even where a broker is configured;
+inside `in_background()` in the embedded mode it runs in a thread; otherwise it is sent (and in the
+embedded mode, no CELERY_BROKER_URL, Celery runs it in-process anyway). Whichever way, its row
+records the id of the Celery message before it runs.
 """
 import contextlib
 import contextvars
 
+from celery.utils import uuid
 from django.conf import settings
 from django.db import transaction
 
@@ -36,34 +44,35 @@ def in_background():
         _BACKGROUND.reset(token)
 
 
-def _thread(task, args):
+def enqueue(task, *args) -> None:
+    """Run `task(*args)` after the commit: here, in a thread or on a worker (see above).
+
+    `task` is a workers.tasks task: its first argument is the id of the row it works on."""
+    here = _HERE.get()
+    background = _BACKGROUND.get() and settings.EMBEDDED_TASKS
+
+    def send():
+        task_id = uuid()
+        task.record_sent(task_id, args)
+        if here:
+            task.apply(args=args, task_id=task_id)
+        elif background:
+            _thread(task, args, task_id)
+        else:
+            task.apply_async(args=args, task_id=task_id)
+
+    transaction.on_commit(send)
+
+
+def _thread(task, args, task_id):
     import threading
 
     from django.db import connection
 
     def run():
         try:
-            task.apply(args=args)
+            task.apply(args=args, task_id=task_id)
         finally:
             connection.close()
 
     threading.Thread(target=run, daemon=True, name=f"stepwise-{task.name}").start()
-
-
-def send(task_name: str, *args) -> None:
-    import workers.tasks  # noqa: F401  registers the tasks; imports no ML module
-    from annotate.celery import app
-
-    here = _HERE.get()
-    background = _BACKGROUND.get() and settings.EMBEDDED_TASKS
-
-    def go():
-        task = app.tasks[task_name]
-        if here:
-            task.apply(args=args)
-        elif background:
-            _thread(task, args)
-        else:
-            task.delay(*args)
-
-    transaction.on_commit(go)

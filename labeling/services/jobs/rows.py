@@ -1,4 +1,8 @@
-"""Job rows: creation, chunk claiming, progress, completion and failure.
+"""Job rows: creation, claiming, progress, completion and failure, for every long-running row.
+
+A `Job` and an `Export` are both `JobRow`s, so the same functions move either (pass `model=Export`):
+a claim is a conditional update, progress beats the heartbeat and raises JobCancelled once the row
+was stopped, and finishing or failing changes a running row exactly once.
 
 A job that can be split (scoring, generation) has `JobChunk`s, one Celery message each. A chunk's
 work is written in small committed batches that are idempotent (a score or a solution that exists
@@ -12,8 +16,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from labeling.models import Job, JobChunk
 from labeling.errors import JobCancelled
+from labeling.models import Job, JobChunk, JobRow
+
+LIVE = [JobRow.Status.PENDING, JobRow.Status.RUNNING]
 
 
 def job_create(*, kind: str, chunks: list[list[int]] | None = None, total: int | None = None, round=None,
@@ -32,12 +38,17 @@ def split(ids: list[int], size: int) -> list[list[int]]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
-def job_start(*, job_id: int) -> bool:
-    """pending -> running (once); a job already running stays so. False when done or failed."""
+def job_claim(*, job_id: int, model=Job) -> bool:
+    """pending -> running; True only for the one caller that made the change (a redelivery gets False)."""
     now = timezone.now()
-    Job.objects.filter(pk=job_id, status=Job.Status.PENDING).update(status=Job.Status.RUNNING, started=now,
-                                                                    heartbeat=now)
-    return Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).exists()
+    return bool(model.objects.filter(pk=job_id, status=JobRow.Status.PENDING).update(
+        status=JobRow.Status.RUNNING, started=now, heartbeat=now))
+
+
+def job_start(*, job_id: int, model=Job) -> bool:
+    """Claim the job, or join it while it runs (its next chunk, a redelivered message). False when it is over."""
+    return job_claim(job_id=job_id, model=model) or model.objects.filter(pk=job_id,
+                                                                         status=JobRow.Status.RUNNING).exists()
 
 
 def chunk_claim(*, chunk_id: int) -> JobChunk | None:
@@ -52,15 +63,22 @@ def chunk_claim(*, chunk_id: int) -> JobChunk | None:
     return chunk
 
 
-def job_progress(*, job_id: int, add: int = 0, message: str | None = None) -> None:
-    """Count `add` more items done. Raises JobCancelled when the job was failed meanwhile (by an admin)."""
+def job_progress(*, job_id: int, add: int = 0, done: int | None = None, total: int | None = None,
+                 message: str | None = None, model=Job) -> None:
+    """Count `add` more items done (or set `done`, `total`) and beat the heartbeat.
+
+    Raises JobCancelled when the row stopped running meanwhile (an admin stopped it)."""
     changes = {"heartbeat": timezone.now()}
     if add:
         changes["done"] = F("done") + add
+    elif done is not None:
+        changes["done"] = done
+    if total is not None:
+        changes["total"] = total
     if message is not None:
         changes["message"] = message[:300]
-    if not Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(**changes):
-        raise JobCancelled(f"job {job_id} is no longer running")
+    if not model.objects.filter(pk=job_id, status=JobRow.Status.RUNNING).update(**changes):
+        raise JobCancelled(f"{model._meta.verbose_name} {job_id} is no longer running")
 
 
 def chunk_finish(*, chunk: JobChunk) -> bool:
@@ -72,18 +90,20 @@ def chunk_finish(*, chunk: JobChunk) -> bool:
     return job_finish(job_id=chunk.job_id)
 
 
-def job_finish(*, job_id: int, result: dict | None = None) -> bool:
-    """running -> done, exactly once; True for the caller that made the change."""
+def job_finish(*, job_id: int, result: dict | None = None, model=Job, **fields) -> bool:
+    """running -> done, exactly once, with the row's own `fields`; True for the caller that made the change."""
     with transaction.atomic():
-        changes = {"status": Job.Status.DONE, "finished": timezone.now(), "done": F("total"), "message": ""}
+        changes = {"status": JobRow.Status.DONE, "finished": timezone.now(), "done": F("total"), "message": "",
+                   **fields}
         if result is not None:
             changes["result"] = result
-        return bool(Job.objects.filter(pk=job_id, status=Job.Status.RUNNING).update(**changes))
+        return bool(model.objects.filter(pk=job_id, status=JobRow.Status.RUNNING).update(**changes))
 
 
-def job_fail(*, job_id: int, error: str) -> bool:
-    return bool(Job.objects.filter(pk=job_id, status__in=[Job.Status.PENDING, Job.Status.RUNNING]).update(
-        status=Job.Status.FAILED, error=error[:10000], finished=timezone.now()))
+def job_fail(*, job_id: int, error: str, model=Job) -> bool:
+    """pending or running -> failed (a stop, an exception); True for the caller that made the change."""
+    return bool(model.objects.filter(pk=job_id, status__in=LIVE).update(
+        status=JobRow.Status.FAILED, error=error[:10000], finished=timezone.now()))
 
 
 def pending_chunk_ids(*, job_id: int) -> list[int]:

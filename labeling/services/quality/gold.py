@@ -20,51 +20,18 @@ from django.db.models import Avg, Case, Count, FloatField, Value, When
 
 from labeling.core import agreement as metrics
 from labeling.errors import DataError
+from labeling.formats.qc import alternatives_validate, gold_validate, kind_validate
 from labeling.models import Annotation, Annotator, Assignment, Completion, Task
 
-GOLD_KINDS = (Task.Kind.QC, Task.Kind.SCREENING)
 # Every annotator may answer every gold task once (never_the_same_task_twice), so a gold task must
 # never fill up: its overlap is far above any team's size (and within a PostgreSQL smallint).
 GOLD_TASK_OVERLAP = 10_000
 
 
-def gold_validate(gold, n_steps):
-    """Raise DataError (field 'gold...') unless `gold` is valid gold for a solution of `n_steps` steps."""
-    if not isinstance(gold, list) or not gold:
-        raise DataError("must be a non-empty list of ratings (-1, 0, 1)", field="gold")
-    for i, rating in enumerate(gold):
-        if type(rating) is not int or rating not in metrics.RATINGS:
-            raise DataError(f"must be -1, 0 or 1, got {rating!r}", field=f"gold[{i}]")
-    if len(gold) > n_steps:
-        raise DataError(f"rates {len(gold)} steps but the solution has {n_steps}", field="gold")
-    error = metrics.first_error(gold)
-    if error is not None and error < len(gold) - 1:
-        raise DataError(f"gold ends at the first -1 (step {error}); nothing may follow it", field=f"gold[{error + 1}]")
-    if error is None and len(gold) < n_steps:
-        raise DataError(f"has no -1, so it must rate all {n_steps} steps (it rates {len(gold)})", field="gold")
-    return gold
-
-
-def alternatives_validate(alternatives, n_steps):
-    """{"step index": [texts]}: alternative completions offered once that step is rated -1."""
-    if alternatives is None:
-        return {}
-    if not isinstance(alternatives, dict):
-        raise DataError("must be an object mapping step indexes to lists of texts", field="alternatives")
-    for key, texts in alternatives.items():
-        name = f"alternatives.{key}"
-        if not key.isdigit() or int(key) >= n_steps:
-            raise DataError(f"not a step index of this solution (0 to {n_steps - 1})", field=name)
-        if not isinstance(texts, list) or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise DataError("must be a list of non-empty texts", field=name)
-    return alternatives
-
-
 @transaction.atomic
 def qc_task_create(*, solution, gold_ratings, kind=Task.Kind.QC, alternatives=None) -> Task:
     """A QC or screening task for `solution` with validated gold. One per solution and kind."""
-    if kind not in GOLD_KINDS:
-        raise DataError(f"must be one of {', '.join(GOLD_KINDS)}, got {kind!r}", field="kind")
+    kind_validate(kind)
     n_steps = len(solution.steps)
     gold_validate(gold_ratings, n_steps)
     alternatives = alternatives_validate(alternatives, n_steps)

@@ -19,10 +19,11 @@ from django.utils import timezone
 
 from labeling.models import Job, Problem, Round, RoundSelection, Solution, Split, Task, VerifierScore
 from labeling.core.selection import select_for_round
-from labeling.services.jobs.dispatch import send
+from labeling.services.jobs.dispatch import enqueue
 from labeling.services.jobs.rows import job_create, split
 from labeling.errors import InvalidInput
 from labeling.services.rounds.registry import selector_active
+from workers import tasks
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def round_start(*, params: RoundParameters, user=None, name: str = "") -> Round:
     round_ = Round.objects.create(number=number, name=name or f"round {number}", status=Round.Status.PENDING,
                                   overlap=params.overlap, parameters=parameters, started=timezone.now(),
                                   qc_rate=params.qc_rate if params.qc_rate is not None else settings.STEPWISE_QC_RATE)
-    send("workers.tasks.round_advance", round_.pk)
+    enqueue(tasks.round_advance, round_.pk)
     return round_
 
 
@@ -161,7 +162,7 @@ def _generating(round_) -> bool:
                                               "batch_size": settings.STEPWISE_GENERATION_BATCH}})
     _set_status(round_, Round.Status.GENERATING)
     for chunk_id in job.chunks.order_by("index").values_list("id", flat=True):
-        send("workers.tasks.gpu_generate_chunk", chunk_id)
+        enqueue(tasks.gpu_generate_chunk, chunk_id)
     return True
 
 
@@ -181,7 +182,7 @@ def _training(round_) -> bool:
         from labeling.services.rounds.bootstrap import bootstrap_job_create
 
         job = bootstrap_job_create(round_=round_)
-        send("workers.tasks.gpu_train_selector", job.pk)
+        enqueue(tasks.gpu_train_selector, job.pk)
     _set_status(round_, Round.Status.TRAINING)
     return True
 
@@ -200,7 +201,7 @@ def _scoring(round_) -> bool:
                                  "max_length": settings.STEPWISE_SCORING_MAX_LENGTH})
     _set_status(round_, Round.Status.SCORING)
     for chunk_id in job.chunks.order_by("index").values_list("id", flat=True):
-        send("workers.tasks.gpu_score_chunk", chunk_id)
+        enqueue(tasks.gpu_score_chunk, chunk_id)
     return True
 
 

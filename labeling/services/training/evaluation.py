@@ -35,14 +35,16 @@ from django.utils import timezone
 
 from labeling.core import evaluation
 from labeling.core import normalize as mn
+from labeling.core.step_scores import p_not_negative
 from labeling.formats.training import annotation_steps
 from labeling.models import Annotation, Job, ModelVersion, Solution, Split, VerifierScore
-from labeling.services.jobs.dispatch import send
+from labeling.services.jobs.dispatch import enqueue
 from labeling.services.jobs.rows import job_create, split
 from labeling.services.rounds.registry import selector_activate, selector_active
 from labeling.services.rounds.scoring import rounded_step_values
-from labeling.services.data.training_exports import annotation_labels
+from labeling.services.data.training_exports import annotation_pages
 from labeling.errors import EvaluationError
+from workers import tasks
 
 CHUNK = 500  # annotations read per round of queries
 FIXED_THRESHOLD = 0.5
@@ -79,15 +81,8 @@ class Trajectory:
 
 def heldout_trajectories(*, chunk=CHUNK):
     """Yield a Trajectory per held-out annotation with a rated step, in annotation id order."""
-    qs = heldout_annotations().order_by("id")
-    last = 0
-    while True:
-        header = list(qs.filter(id__gt=last).values_list("id", "problem_id", "problem__text", "finish_reason")[:chunk])
-        if not header:
-            return
-        last = header[-1][0]
-        ids = [row[0] for row in header]
-        steps, completions = annotation_labels(ids)
+    for header, steps, completions in annotation_pages(heldout_annotations(), ("problem_id", "problem__text",
+                                                                               "finish_reason"), chunk=chunk):
         for aid, pid, prompt, finish_reason in header:
             path = annotation_steps(steps.get(aid, []), completions.get(aid, {}))
             if path:
@@ -104,15 +99,6 @@ def answer_key(answer):
     except Exception:  # the normalisers give up on odd LaTeX: compare it as written
         key = None
     return key or answer.strip()
-
-
-def p_not_negative(value):
-    """A step's P(not an error): p_neu + p_pos of a triple, a float as it is, None for a truncated step."""
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        return min(1.0, float(value[1]) + float(value[2]))
-    return float(value)
 
 
 # --- starting, running, storing -----------------------------------------------------------------
@@ -133,7 +119,7 @@ def evaluation_start(*, version: ModelVersion, user=None, promote_if_better: boo
         return running
     job = job_create(kind=Job.Kind.EVALUATE, model_version=version, total=0, user=user,
                      parameters={"promote_if_better": bool(promote_if_better)})
-    send("workers.tasks.gpu_evaluate", job.pk)
+    enqueue(tasks.gpu_evaluate, job.pk)
     return job
 
 

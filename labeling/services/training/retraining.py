@@ -3,7 +3,7 @@
 `retrain_start` records what to train on as an `Export` row (format hf: one row per labeled solution
 with its -1/0/+1 ratings, made by labeling.services.data.training_exports with the step rules of
 labeling.formats.training: the chosen completion per step, up to and including the first -1) and a
-RETRAIN `Job`, and sends `workers.tasks.gpu_retrain` on commit. The worker writes the snapshot first,
+RETRAIN `Job`, and enqueues `workers.tasks.gpu_retrain` on commit. The worker writes the snapshot first,
 so the web request or the submission that starts a retrain never waits for an export; it then trains
 on exactly that file's rows (its sha256 is checked again) and registers the new PRM with the
 snapshot's id, sha256 and counts in `metrics` and `how_made`.
@@ -12,7 +12,7 @@ Held-out problems (split "test"), quality-control and screening answers are neve
 the snapshot holds only annotations that existed when the retrain was asked for.
 
 A retrain never switches the selector itself. With promote "manual" an admin does; with "if_better"
-an evaluation run (labeling.services.training.evaluation, where it exists) compares the new version with
+an evaluation run (labeling.services.training.evaluation) compares the new version with
 the active selector and promotes it only if it wins. A failed run (a bad hyperparameter, a diverging
 loss, an exception, out of memory) marks the job failed and registers nothing; the trainer writes
 its folder whole or not at all. A redelivered message (its worker was killed: out of memory, a
@@ -29,14 +29,15 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
 
 from labeling.models import Annotation, Export, Job, ModelVersion, Round
-from labeling.services.jobs.dispatch import send
-from labeling.services.jobs.rows import job_create, job_finish
+from labeling.services.jobs.dispatch import enqueue
+from labeling.services.jobs.rows import job_claim, job_create, job_fail, job_finish
 from labeling.services.data.prm800k_export import ExportFilters
 from labeling.errors import InvalidInput
 from labeling.services.rounds.registry import model_version_register
+from labeling.services.training.evaluation import evaluation_start
+from workers import tasks
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def retrain_start(*, params: RetrainParameters, user=None, trigger: dict | None 
     job = job_create(kind=Job.Kind.RETRAIN, total=0, user=user, parameters={
         **asdict(params), "rounds": rounds, "step_separator": SEPARATOR, "snapshot_export_id": export.pk,
         "trigger": trigger or {"by": getattr(user, "username", None)}})
-    send("workers.tasks.gpu_retrain", job.pk)
+    enqueue(tasks.gpu_retrain, job.pk)
     return job
 
 
@@ -167,19 +168,15 @@ def retrain_out_dir(*, job_id: int) -> Path:
 def retrain_claim(*, job_id: int) -> Job | None:
     """pending -> running, once. A message finding its job running was redelivered: its worker died
     mid-run (killed, out of memory), so the job fails and what that worker left on disk goes."""
-    now = timezone.now()
-    if Job.objects.filter(pk=job_id, kind=Job.Kind.RETRAIN, status=Job.Status.PENDING).update(
-            status=Job.Status.RUNNING, started=now, heartbeat=now):
+    if job_claim(job_id=job_id):
         return Job.objects.get(pk=job_id)
-    if Job.objects.filter(pk=job_id, kind=Job.Kind.RETRAIN, status=Job.Status.RUNNING).update(
-            status=Job.Status.FAILED, finished=now, error="the worker running this retrain was lost (killed, out of "
-            "memory or restarted); nothing was registered: start a new retrain"):
+    if job_fail(job_id=job_id, error="the worker running this retrain was lost (killed, out of memory or "
+                "restarted); nothing was registered: start a new retrain"):
         retrain_cleanup(job_id=job_id)
-    job = Job.objects.filter(pk=job_id, kind=Job.Kind.RETRAIN, status=Job.Status.FAILED).first()
+    job = Job.objects.filter(pk=job_id, status=Job.Status.FAILED).first()
     if job is not None:  # a snapshot left unwritten or half written would show as under way for ever
-        Export.objects.filter(pk=job.parameters.get("snapshot_export_id"),
-                              status__in=[Export.Status.PENDING, Export.Status.RUNNING]).update(
-            status=Export.Status.FAILED, finished=now, error=f"retrain job {job_id} ended before it was written")
+        job_fail(job_id=job.parameters.get("snapshot_export_id"), model=Export,
+                 error=f"retrain job {job_id} ended before it was written")
     return None
 
 
@@ -218,10 +215,10 @@ def snapshot_items(*, snapshot: dict, neutral: str) -> list[tuple[str, list[str]
     """(problem, steps, ratings) per labeled solution of the snapshot file, read back from its parquet."""
     import pyarrow.parquet as pq
 
-    from labeling.services.data.training_exports import _file_sha256
+    from labeling.services.data.training_exports import file_sha256
 
     path = Path(settings.EXPORT_DIR) / snapshot["file"]
-    if _file_sha256(path) != snapshot["sha256"]:
+    if file_sha256(path) != snapshot["sha256"]:
         raise RuntimeError(f"snapshot {path} changed since it was written (sha256 differs)")
     with zipfile.ZipFile(path) as archive, archive.open("data.parquet") as data:
         table = pq.read_table(data, columns=["prompt", "completions", "ratings"])
@@ -270,16 +267,10 @@ def _curve(values: list[float]) -> tuple[list[float], int]:
 def _promotion(*, version: ModelVersion, policy: str, user=None) -> dict:
     """The promotion hook: "if_better" starts an evaluation that may promote; "manual" does nothing.
 
-    labeling.services.training.evaluation is optional (written beside this module): without it, nothing
-    happens and the job result says so. An evaluation that cannot start (no held-out data) is
-    recorded, and the new version stays registered.
+    An evaluation that cannot start (no held-out data) is recorded, and the new version stays registered.
     """
     if policy != "if_better":
         return {"policy": policy}
-    try:
-        from labeling.services.training.evaluation import evaluation_start
-    except ImportError:
-        return {"policy": policy, "skipped": "labeling.services.training.evaluation is not installed"}
     try:
         with transaction.atomic():
             run = evaluation_start(version=version, user=user, promote_if_better=True)

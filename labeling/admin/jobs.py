@@ -1,4 +1,7 @@
-"""Admin: a form on the Job list that starts a PRM retrain (labeling.services.training.retraining)."""
+"""Admin for jobs: their progress, stopping them, and the form that starts a PRM retrain.
+
+The retrain itself is labeling.services.training.retraining.retrain_start.
+"""
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -7,10 +10,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from labeling import models
-from labeling.admin.rounds import JobAdmin
-from labeling.services.jobs.dispatch import in_background
+from labeling.admin.display import progress_html
 from labeling.errors import InvalidInput
+from labeling.services.jobs.dispatch import in_background
+from labeling.services.jobs.rows import job_fail
 from labeling.services.rounds.registry import selector_active
+from labeling.services.rounds.stages import round_fail
 from labeling.services.training.retraining import NEUTRAL, PROMOTE, RetrainParameters, retrain_start
 
 
@@ -43,8 +48,35 @@ class RetrainForm(forms.Form):
         return RetrainParameters(**data)
 
 
-class RetrainJobAdmin(JobAdmin):
+@admin.register(models.Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "status", "progress_bar", "round", "model_version", "message", "short_error",
+                    "created", "finished")
+    list_filter = ("status", "kind")
     change_list_template = "admin/labeling/job/retrain_change_list.html"
+    readonly_fields = [f.name for f in models.Job._meta.fields]
+    actions = ["stop_jobs"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj):
+        return progress_html(obj.progress, obj.status, f"{obj.done}/{obj.total}")
+
+    @admin.display(description="error")
+    def short_error(self, obj):
+        return obj.error[:80]
+
+    @admin.action(description="Stop the selected jobs (mark failed; their rounds fail)")
+    def stop_jobs(self, request, queryset):
+        stopped = 0
+        for job in queryset:
+            if job_fail(job_id=job.pk, error=f"stopped by {request.user.username}"):
+                stopped += 1
+                if job.round_id:
+                    round_fail(round_id=job.round_id, error=f"job {job.pk} stopped by {request.user.username}")
+        messages.info(request, f"{stopped} job(s) stopped")
 
     def get_urls(self):
         return [path("retrain/", self.admin_site.admin_view(self.retrain_view), name="labeling_job_retrain")] + \
@@ -67,7 +99,3 @@ class RetrainJobAdmin(JobAdmin):
         context = {**self.admin_site.each_context(request), "form": form, "title": "Retrain the PRM",
                    "opts": self.model._meta, "labels": models.Annotation.objects.count(), "selector": selector_active()}
         return TemplateResponse(request, "admin/labeling/job/retrain.html", context)
-
-
-admin.site.unregister(models.Job)
-admin.site.register(models.Job, RetrainJobAdmin)

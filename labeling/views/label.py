@@ -1,17 +1,14 @@
-from pathlib import Path
-
+"""The annotators' pages: home (what there is to do) and the label page (which runs on the JSON API)."""
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db.models import F
-from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from labeling.queries import counts as selectors
+from labeling.models import Assignment, Task
+from labeling.queries import counts
 from labeling.services.annotation import queue
-from labeling.models import Assignment, Export, Task
 
 
 def _live_assignment(user):
@@ -31,7 +28,7 @@ def _has_work(user):
 def home(request):
     is_admin = request.user.is_staff
     return render(request, "labeling/home.html", {
-        "counts": selectors.dataset_counts() if is_admin else None,
+        "counts": counts.dataset_counts() if is_admin else None,
         "is_admin": is_admin,
         "has_work": not is_admin and _has_work(request.user),
     })
@@ -54,13 +51,3 @@ def label(request, assignment_id=None):
         "loginUrl": f"{settings.LOGIN_URL}?next={reverse('label')}",
     }
     return render(request, "labeling/label.html", {"config": config})
-
-
-@staff_member_required
-def export_download(request, export_id):
-    export = get_object_or_404(Export, id=export_id, status=Export.Status.DONE)
-    path = Path(settings.EXPORT_DIR) / export.file
-    if not export.file or not path.is_file():
-        raise Http404("export file is gone")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=export.file,
-                        content_type="application/jsonl")
