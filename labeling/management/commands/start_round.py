@@ -28,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
         parser.add_argument("--label-target", type=int,
                             help="retrain the PRM once this many of the round's labels are submitted")
+        parser.add_argument("--grading", choices=["fixed", "prm800k"], default="",
+                            help="how candidates are graded for selection (default: STEPWISE_SELECTION_GRADING, fixed)")
+        parser.add_argument("--control-fraction", type=float, default=0.0,
+                            help="share of the round's tasks drawn at random as a control slice (measures the yield)")
+        parser.add_argument("--relabel", action="store_true",
+                            help="also select solutions that already have labels, a lease or an open task")
         parser.add_argument("--sync", action="store_true",
                             help="run every stage in this process, even where workers are configured")
         parser.add_argument("--only-first", action="store_true",
@@ -40,7 +46,8 @@ class Command(BaseCommand):
                                  temperature=opts["temperature"], max_new_tokens=opts["max_new_tokens"],
                                  seed=opts["seed"],
                                  step_delimiter=opts["step_delimiter"].encode().decode("unicode_escape"),
-                                 label_target=opts["label_target"])
+                                 label_target=opts["label_target"], grading=opts["grading"],
+                                 control_fraction=opts["control_fraction"], relabel=opts["relabel"])
         if opts["only_first"] and Round.objects.exists():
             return self._finish_first(opts)
         try:

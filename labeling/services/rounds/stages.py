@@ -40,6 +40,9 @@ class RoundParameters:
     seed: int = 0
     step_delimiter: str = "\n\n"        # how generated text splits into steps (PRM800K: a blank line)
     label_target: int | None = None      # submitted labels that start a PRM retrain (services.retraining)
+    grading: str = ""                    # how candidates are graded: "fixed" (default: settings) or "prm800k"
+    control_fraction: float = 0.0        # share of the round's tasks drawn at random as a control slice
+    relabel: bool = False                # allow solutions that already have labels, leases or open tasks
 
     def check(self):
         if self.problems is not None and self.problems < 1:
@@ -59,6 +62,11 @@ class RoundParameters:
             raise InvalidInput("step_delimiter must not be empty", field="step_delimiter")
         if self.temperature < 0 or self.max_new_tokens < 1:
             raise InvalidInput("temperature must be >= 0 and max_new_tokens >= 1", field="temperature")
+        if self.grading not in ("", "fixed", "prm800k"):
+            raise InvalidInput(f"grading must be 'fixed' or 'prm800k', got {self.grading!r}", field="grading")
+        if not 0.0 <= self.control_fraction < 1.0:
+            raise InvalidInput(f"control_fraction must be in [0, 1), got {self.control_fraction}",
+                               field="control_fraction")
         if self.label_target is not None and self.label_target < 1:
             raise InvalidInput(f"label_target must be at least 1, got {self.label_target}", field="label_target")
 
@@ -80,6 +88,7 @@ def round_start(*, params: RoundParameters, user=None, name: str = "") -> Round:
         raise InvalidInput("no eligible problems: import problems with reference answers first", field="problems")
     number = (Round.objects.aggregate(n=Max("number"))["n"] or 0) + 1
     parameters = {**params.__dict__, "generator": params.generator or settings.STEPWISE_GENERATOR,
+                  "grading": params.grading or settings.STEPWISE_SELECTION_GRADING,
                   "problem_ids": problem_ids, "requested_by": getattr(user, "username", None)}
     round_ = Round.objects.create(number=number, name=name or f"round {number}", status=Round.Status.PENDING,
                                   overlap=params.overlap, parameters=parameters, started=timezone.now(),
