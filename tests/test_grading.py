@@ -84,10 +84,21 @@ def test_fixed_mode_known_errors():
     assert _agreement(rows, "fixed", "correct", "fixed mode right on known errors") >= 90.0
 
 
+# Vectors where the reference is wrong though grader_known_errors.jsonl does not list them: a
+# variable named in front of the answer (issue 10, "words around the answer"). Fixed mode
+# overrules the reference on exactly these, on purpose.
+REFERENCE_WRONG_UNLISTED = {("x=1, x=2", "1, 2"), ("x = 1 \\text{ or } x = 2", "1,2"), ("f(x)=x^2", "x^2"),
+                            ("f^{-1}(x) = \\frac{x-3}{2}", "\\frac{x-3}{2}")}
+
+
 def test_fixed_mode_keeps_reference_where_it_is_right():
-    known = {_pair(r) for r in _shared("grader_known_errors.jsonl")}
-    rows = [r for r in _shared("grader_vectors.jsonl") if _pair(r) not in known]
+    known = {_pair(r) for r in _shared("grader_known_errors.jsonl")} | REFERENCE_WRONG_UNLISTED
+    vectors = _shared("grader_vectors.jsonl")
+    rows = [r for r in vectors if _pair(r) not in known]
     assert _agreement(rows, "fixed", "expected", "fixed mode = reference elsewhere (vectors)") >= THRESHOLD
+    overruled = [r for r in vectors if _pair(r) in REFERENCE_WRONG_UNLISTED]
+    assert len(overruled) == len(REFERENCE_WRONG_UNLISTED)
+    assert all(grade_answer(r["given"], r["ground_truth"], "fixed") is not r["expected"] for r in overruled)
 
 
 def test_fixed_mode_on_extra_pairs_reported():

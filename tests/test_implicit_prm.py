@@ -1,6 +1,7 @@
 """Implicit PRM (round-0 selector) on a tiny Llama built offline: reward arithmetic, batching,
 truncation, aggregation, and training from outcome labels that hinge on one step."""
 import copy
+import math
 import random
 import statistics
 
@@ -9,6 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from labeling.core.evaluation import first_error_prediction  # noqa: E402
+from labeling.core.step_scores import implicit_step_rewards  # noqa: E402
 from tests.tiny_models import CORPUS, build_causal_lm  # noqa: E402
 from workers.ml.implicit_prm import ImplicitPRM, solution_score  # noqa: E402
 from workers.ml.implicit_training import train_implicit_prm  # noqa: E402
@@ -81,6 +84,31 @@ def test_it_splits_the_solution_reward_exactly_into_step_rewards(perturbed):
                                                                abs=1e-5)
 
 
+def test_it_offers_step_rewards_and_prefix_values_that_agree(perturbed):
+    """r_k (step_rewards), q_k = r_1 + ... + r_k (prefix_values), sigmoid(q_k) (score, what is stored), and
+    r_k recovered from the stored values (labeling.core.step_scores.implicit_step_rewards)."""
+    prm, items = perturbed, make_items(8, seed=4)
+    rewards, prefixes, scores = prm.step_rewards(items), prm.prefix_values(items), prm.score(items)
+    assert any(abs(r) > 1e-3 for rs in rewards for r in rs)
+    for r, q, s in zip(rewards, prefixes, scores):
+        assert q == pytest.approx(torch.tensor(r, dtype=torch.float64).cumsum(0).tolist(), abs=1e-12)
+        assert q[-1] == pytest.approx(sum(r), abs=1e-12)  # q_K is the solution reward r
+        assert [q[0]] + [b - a for a, b in zip(q, q[1:])] == pytest.approx(r, abs=1e-12)
+        assert s == pytest.approx([1 / (1 + math.exp(-x)) for x in q], abs=1e-12)
+        stored = [round(v, 6) for v in s]  # as VerifierScore.step_scores keeps them
+        assert implicit_step_rewards(stored) == pytest.approx(r, abs=1e-4)
+        # Evaluation's first-error prediction at 0.5 is the first prefix with q_k < 0.
+        assert first_error_prediction(s, 0.5) == next((k for k, x in enumerate(q) if x < 0), -1)
+        assert solution_score(s) == min(s) and solution_score(s, how="last") == s[-1]
+    # A cut step: its value and every later one are None, in all three views.
+    steps = ["Step one: factor the polynomial."] * 4
+    (_, spans), = prm.encode_spans([("Solve.", steps)])
+    cut = spans[1][1] + 1
+    for view in (prm.step_rewards, prm.prefix_values, prm.score):
+        assert view([("Solve.", steps)], max_length=cut)[0][2:] == [None, None]
+    assert implicit_step_rewards([0.6, None, 0.4]) == [pytest.approx(math.log(1.5)), None, None]
+
+
 def test_it_gives_zero_rewards_when_policy_is_the_reference(base):
     prm = ImplicitPRM.load(base, base)
     assert prm.policy is prm.reference  # one copy for the same spec
@@ -117,15 +145,17 @@ def test_it_marks_steps_past_max_length_as_none(perturbed):
     assert rewards[:2] == pytest.approx(full[:2], abs=1e-6)  # the kept prefix scores as untruncated
     scores = prm.score([(problem, steps)], max_length=cut)[0]
     assert scores[2:] == [None] * 3 and None not in scores[:2]
-    assert solution_score(scores) == min(scores[:2])
+    assert solution_score(scores) is None and solution_score(scores, how="last") is None  # unscorable
     assert prm.score([(problem, [" ".join(["apples"] * 300)])], max_length=64) == [[None]]
 
 
 def test_it_aggregates_min_or_last_and_refuses_product():
-    values = [0.7, 0.4, 0.6, None]
+    values = [0.7, 0.4, 0.6]
     assert solution_score(values) == 0.4
     assert solution_score(values, how="last") == 0.6
-    assert solution_score([None, None]) is None
+    # A step cut by the maximum length makes the solution unscorable, not scored on the steps that fit.
+    assert solution_score(values + [None]) is None and solution_score(values + [None], how="last") is None
+    assert solution_score([None, None]) is None and solution_score([]) is None
     with pytest.raises(ValueError, match="product"):
         solution_score(values, how="product")
     with pytest.raises(ValueError, match="unknown"):

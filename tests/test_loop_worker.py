@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from labeling.models import Annotator, Job, ModelVersion, Problem, Round, RoundSelection, Solution, VerifierScore
-from labeling.services.training.evaluation import evaluation_start, version_promote
+from labeling.services.training.evaluation import evaluation_start
+from labeling.services.training.promotion import version_promote
 from labeling.services.annotation.queue import queue_next
 from labeling.services.rounds.registry import selector_active
 from labeling.services.training.retraining import RetrainParameters, retrain_start

@@ -124,7 +124,9 @@ def test_it_marks_steps_past_max_length_as_none(prm):
     full = prm.score([(problem, steps)])[0]
     assert probs[3:] == [None] * 3
     assert_close([probs[:3]], [full[:3]])  # the kept prefix scores as in the untruncated solution
-    assert solution_score(probs) == pytest.approx((1 - probs[0][0]) * (1 - probs[1][0]) * (1 - probs[2][0]))
+    # Unscorable: never the product of the three steps that fit, which would rank it above the whole solution.
+    assert solution_score(probs) is None
+    assert solution_score(full) == pytest.approx(math.prod(1 - p[0] for p in full))
 
 
 def test_it_cuts_a_long_problem_to_its_head(prm):

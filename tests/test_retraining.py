@@ -93,7 +93,8 @@ def test_it_retrains_a_step_prm_on_a_snapshot_and_leaves_the_selector_alone(mode
     assert job.status == Job.Status.DONE, job.error
     version = job.model_version
     assert version.kind == ModelVersion.Kind.PRM and version.name == f"prm-job{job.pk}"
-    assert version.config == {"architecture": "step_head", "step_separator": "\n\n", "score_how": "product"}
+    assert version.config == {"architecture": "step_head", "step_separator": "\n\n", "score_how": "product",
+                              "max_length": 128}  # trained with it, so scored with it
     assert version.base_model == tiny_prm and Path(version.path) == models_dir / f"prm-job{job.pk}"
     curve = version.metrics["loss_curve"]
     assert job.done == job.total == len(curve) == 6  # 6 labeled solutions, batch 2, 2 epochs

@@ -26,21 +26,28 @@ def start(committed, settings, tmp_path, tiny_lm):
 
 
 @pytest.mark.django_db
-def test_round_zero_trains_an_implicit_prm_and_selects_with_it(start, tmp_path):
+def test_round_zero_trains_an_implicit_prm_validates_it_and_selects(start, tmp_path):
     make_candidates(n_problems=3, per_problem=4)
     assert selector_active() is None
     round_ = start(per_problem=2)
     assert round_.status == Round.Status.DONE, round_.error
-    selector = selector_active()
-    assert selector is not None and round_.selector == selector
-    assert selector.config["architecture"] == "implicit" and selector.config["reference"] == selector.base_model
     train = Job.objects.get(round=round_, kind=Job.Kind.TRAIN_SELECTOR)
-    assert train.status == Job.Status.DONE and train.model_version == selector
-    assert len(train.result["loss_curve"]) == train.total == 3  # 12 items, batch 4, 1 epoch
-    assert selector.metrics["loss_curve"] == train.result["loss_curve"]
+    trained = train.model_version
+    assert train.status == Job.Status.DONE and round_.selector == trained
+    assert trained.config["architecture"] == "implicit" and trained.config["reference"] == trained.base_model
+    # trained on two problems' 8 candidates (batch 4, 1 epoch), validated on the third problem's 4
+    validation = trained.metrics["validation"]
+    assert len(validation["problems"]) == 1 and validation["n"] == 4
+    assert not Solution.objects.filter(id__in=train.parameters["solution_ids"],
+                                       problem_id__in=validation["problems"]).exists()
+    assert {"auroc", "low", "high"} <= set(validation["outcome_auroc"])
+    assert len(train.result["loss_curve"]) == train.total == 2
+    assert trained.metrics["loss_curve"] == train.result["loss_curve"]
+    # it is the selector exactly when it beats chance on validation; the round says which
+    assert (selector_active() == trained) == validation["beats_chance"] == round_.stats["selector"]["activated"]
     assert (tmp_path / "models" / f"implicit-prm-round1-job{train.pk}" / "config.json").is_file()
-    assert VerifierScore.objects.filter(model_version=selector).count() == 12
-    steps = VerifierScore.objects.filter(model_version=selector).first().step_scores
+    assert VerifierScore.objects.filter(model_version=trained).count() == 12
+    steps = VerifierScore.objects.filter(model_version=trained).first().step_scores
     assert all(0.0 <= p <= 1.0 for p in steps)
     assert RoundSelection.objects.filter(round=round_).count() == 6
     assert round_.stats["seconds"]["train_selector"] > 0

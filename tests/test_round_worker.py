@@ -4,7 +4,7 @@ Worker A (default + gpu queues) runs the round until the scoring job is part-way
 then is SIGKILLed: its chunk's message is unacknowledged and its committed batches stay. Worker B
 starts with a short Redis visibility timeout, gets the remaining chunks at once and the dead
 worker's chunk after the timeout, and the round completes: every candidate scored exactly once,
-the queue filled with K per problem, 80 % convincing wrong answers, in score order.
+the queue filled with K per problem, 80 % convincing wrong answers, in the round's serving order.
 """
 from collections import Counter
 
@@ -84,13 +84,13 @@ def test_a_round_survives_a_worker_killed_mid_scoring(workers, tmp_path):
     assert set(JobChunk.objects.filter(job=job).exclude(pk=interrupted.pk).values_list("attempts", flat=True)) == {1}
     assert "gpu_score_chunk" in b.text()
 
-    # The queue: K per problem, 4 convincing wrong + 1 convincing any, served in score order.
+    # The queue: K per problem, 4 convincing wrong + 1 convincing any, served in the round's serving order.
     per_problem = (RoundSelection.objects.filter(round=round_).values("problem_id", "reason")
                    .annotate(n=Count("id")).values_list("problem_id", "reason", "n"))
     assert sorted(Counter(r for _, r, n in per_problem for _ in range(n)).items()) == [
         ("convincing_any", PROBLEMS * 1), ("convincing_wrong", PROBLEMS * 4)]
-    tasks = list(Task.objects.filter(round=round_).order_by("-priority", "id").values_list("solution_id", "priority"))
-    selection = list(RoundSelection.objects.filter(round=round_).order_by("rank").values_list("solution_id", "score"))
+    tasks = list(Task.objects.filter(round=round_).order_by("-priority", "id").values_list("solution_id", flat=True))
+    selection = list(RoundSelection.objects.filter(round=round_).order_by("rank").values_list("solution_id", flat=True))
     assert tasks == selection and len(tasks) == PROBLEMS * K
     wrong = {s.solution_id for s in RoundSelection.objects.filter(round=round_, reason="convincing_wrong")}
     assert not Solution.objects.filter(id__in=wrong, is_correct=True).exists()

@@ -48,11 +48,15 @@ def test_it_scores_every_candidate_once_and_queues_k_per_problem(tiny_prm_dir, s
         wrong = [s for s in mine if s.reason == "convincing_wrong"]
         assert len(wrong) == 3 and all(s.is_correct is False for s in wrong)
         assert len([s for s in mine if s.reason == "convincing_any"]) == 2
-    scores = [s.score for s in picked]
-    assert scores == sorted(scores, reverse=True)
-    tasks = Task.objects.filter(round=round_)
+    # Served in rank order: within a problem and reason the highest score first, the mix kept in every prefix.
+    for key in {(s.problem_id, s.reason) for s in picked}:
+        scores = [s.score for s in picked if (s.problem_id, s.reason) == key]
+        assert scores == sorted(scores, reverse=True)
+    for n in range(1, len(picked) + 1):
+        assert abs(sum(s.reason == "convincing_wrong" for s in picked[:n]) - n * 9 / 15) <= 1
+    tasks = Task.objects.filter(round=round_).order_by("-priority", "id")
     assert tasks.count() == 15
-    assert {t.solution_id: t.priority for t in tasks} == {s.solution_id: s.score for s in picked}
+    assert [t.solution_id for t in tasks] == [s.solution_id for s in picked]
     assert round_.stats["selected"] == {"convincing_wrong": 9, "convincing_any": 6}
 
 

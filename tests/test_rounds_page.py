@@ -7,7 +7,6 @@ import pytest
 from django.utils import timezone
 
 from labeling.core import charts
-from labeling.queries import rounds as round_queries
 from labeling.models import (Annotator, Assignment, Job, ModelVersion, Problem, Round, RoundSelection, Solution,
                              Task)
 from labeling.services.rounds.registry import model_version_register, selector_activate, selector_active
@@ -111,9 +110,14 @@ def test_it_shows_each_round_with_the_values_set_up(client, alice, history):
 def test_it_draws_the_round_chart_and_the_best_of_n_charts(client, alice, history):
     client.force_login(alice)
     html = client.get("/rounds/").content.decode()
-    rounds_chart, *best_of_n = svgs(html)
+    rounds_chart, yields_chart, *best_of_n = svgs(html)
     series = {g.get("data-series"): g for g in rounds_chart.iterfind(".//svg:g[@class='series']", NS)}
-    assert set(series) == {"ProcessBench F1", "Step AUROC", "Best-of-N PRM @ max"}
+    assert set(series) == {"ProcessBench F1 (threshold 0.5)", "Step AUROC", "Best-of-N PRM (at the largest N)"}
+    legend = [" ".join(node.itertext()) for node in rounds_chart.iterfind(".//svg:g[@class='legend']/svg:text", NS)]
+    assert legend == list(series)                                # whole labels, in series order
+    ticks = [node.text for node in rounds_chart.iterfind(".//svg:text[@class='x-tick']", NS)]
+    assert ticks == ["1", "2"]
+    assert len(yields_chart.findall(".//svg:rect[@class='bar']", NS)) == 2  # round 1: convincing wrong and any
     for group in series.values():
         (line,) = group.findall("svg:polyline", NS)
         assert len(line.get("points").split()) == 2            # rounds 1 and 2
@@ -190,3 +194,83 @@ def test_the_evaluate_button_runs_an_evaluation_job(client, alice, db, tiny_prm_
     html = client.get("/rounds/").content.decode()
     assert f"job {job.pk} done" in html
     assert 'class="make-selector"' in html  # evaluated, not the selector: it can be made one
+
+
+def yield_rounds(history):
+    """On top of `history`: round 2 served 4 convincing wrong (3 with an error found), 2 convincing any (1), 4 control
+    (1) and 1 random wrong (1), each labeled by one annotator through a submitted assignment."""
+    r2 = history["r2"]
+    problem = Problem.objects.create(text="what is 3 + 3?", answer="6", split="train")
+    annotator = Annotator.objects.create()
+    plan = [("convincing_wrong", [1, -1]), ("convincing_wrong", [-1]), ("convincing_wrong", [1, 1, -1]),
+            ("convincing_wrong", [1, 1]), ("convincing_any", [1, -1]), ("convincing_any", [1]),
+            ("control", [1, -1]), ("control", [1, 1]), ("control", [1]), ("control", [1, 1]),
+            ("random_wrong", [-1])]
+    for rank, (reason, ratings) in enumerate(plan):
+        sol = Solution.objects.create(problem=problem, steps=[f"{rank} step {i}" for i in range(3)], final_answer="7",
+                                      is_correct=reason == "convincing_any")
+        RoundSelection.objects.create(round=r2, solution=sol, problem=problem, score=0.5, rank=rank, reason=reason,
+                                      is_correct=reason == "convincing_any")
+        task = Task.objects.create(solution=sol, round=r2)
+        a = annotate(annotator, sol, r2, ratings)
+        Assignment.objects.create(task=task, annotator=annotator, status=Assignment.Status.SUBMITTED, leased_at=at(1),
+                                  expires_at=at(2), submitted_at=at(1), annotation=a, round=r2)
+    return r2
+
+
+LEGEND_BOXES = """
+return Array.from(document.querySelectorAll(arguments[0] + ' g.legend text')).map(function (t) {
+  var box = t.getBBox(), view = t.ownerSVGElement.viewBox.baseVal;
+  return {text: Array.from(t.childNodes).map(function (n) { return n.textContent; }).join(' '),
+          right: box.x + box.width, bottom: box.y + box.height, width: view.width, height: view.height};
+});"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_page_in_chromium_shows_yields_with_intervals_whole_legends_and_round_ticks(browser, live_server, alice,
+                                                                                         history, By):
+    from labeling.core.intervals import wilson_interval
+    from tests.browser import log_in
+
+    yield_rounds(history)
+    log_in(browser, live_server.url, "alice", "alice-pw", next_path="/rounds/")
+    if "/rounds/" not in browser.current_url:
+        browser.get(f"{live_server.url}/rounds/")
+
+    def row(number, reason):
+        cells = browser.find_element(By.ID, f"yield-{number}-{reason}")
+        return {name: cells.find_element(By.CSS_SELECTOR, f"td.{name}").text
+                for name in ("reason", "served", "found", "share", "interval", "ratio")}
+
+    for reason, found, served in (("convincing_wrong", 3, 4), ("convincing_any", 1, 2), ("control", 1, 4),
+                                  ("random_wrong", 1, 1)):
+        low, high = wilson_interval(found, served)
+        shown = row(2, reason)
+        assert (shown["found"], shown["served"], shown["share"]) == (str(found), str(served), f"{found / served:.3f}")
+        assert shown["interval"] == f"{low:.3f} – {high:.3f}"
+    assert row(2, "control")["reason"] == "control (random)"
+    assert row(2, "convincing_wrong")["ratio"] == "3.00×"       # 0.75 / 0.25
+    assert row(1, "convincing_wrong")["share"] == "0.500"        # round 1 of `history`: 1 of 2
+    assert not browser.find_elements(By.ID, "yield-1-control")   # round 1 had no control slice
+
+    # The yields chart: a bar and an error bar per served reason and round (round 1: two, round 2: four).
+    chart = browser.find_element(By.ID, "yields-chart")
+    assert len(chart.find_elements(By.CSS_SELECTOR, "rect.bar")) == 6
+    assert len(chart.find_elements(By.CSS_SELECTOR, "g.error-bar")) == 6
+    for selector in ("#rounds-chart", "#yields-chart"):
+        boxes = browser.execute_script(LEGEND_BOXES, selector)
+        assert boxes and all("\u2026" not in b["text"] for b in boxes)
+        for box in boxes:  # what the browser lays out lies inside the drawing: no label is clipped
+            assert box["right"] <= box["width"] and box["bottom"] <= box["height"], box
+    texts = [b["text"] for b in browser.execute_script(LEGEND_BOXES, "#rounds-chart")]
+    assert texts == ["ProcessBench F1 (threshold 0.5)", "Step AUROC", "Best-of-N PRM (at the largest N)"]
+    assert [b["text"] for b in browser.execute_script(LEGEND_BOXES, "#yields-chart")] == \
+        ["convincing wrong", "convincing any", "control (random)", "random wrong (fallback)"]
+    ticks = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#rounds-chart text.x-tick")]
+    assert ticks == ["1", "2"]
+
+    browser.set_window_size(1200, 2000)
+    browser.execute_script("document.getElementById('rounds').scrollIntoView()")
+    browser.save_screenshot("/tmp/rounds_page.png")
+    browser.execute_script("document.getElementById('yields').scrollIntoView()")
+    browser.save_screenshot("/tmp/rounds_page_yields.png")

@@ -102,7 +102,7 @@ def gpu_score_chunk(chunk_id: int):
     version, params = chunk.job.model_version, chunk.job.parameters
     score_chunk(chunk=chunk, scorer=scorer_for(path=version.path, config=version.config),
                 batch_size=params.get("batch_size", settings.STEPWISE_SCORING_BATCH),
-                max_length=params.get("max_length", settings.STEPWISE_SCORING_MAX_LENGTH))
+                max_length=params.get("max_length", settings.STEPWISE_MAX_LENGTH))
     _chunk_done(chunk)
 
 
@@ -122,8 +122,12 @@ def gpu_generate_chunk(chunk_id: int):
 
 @shared_task(base=RowTask)
 def gpu_train_selector(job_id: int):
-    """The round-0 implicit PRM. The model folder is written whole or not at all (a rename at the end)."""
-    from labeling.services.rounds.bootstrap import bootstrap_register, training_items
+    """The round-0 implicit PRM: train, register, validate on other problems, activate only if it beats
+    chance. The model folder is written whole or not at all (a rename at the end)."""
+    from labeling.services.rounds.bootstrap import bootstrap_activate_if_validated, bootstrap_register, training_items
+    from labeling.services.rounds.scoring import scoring_max_length
+    from labeling.services.rounds.validation import selector_validate
+    from workers.ml.scorers import scorer_for
 
     if not rows.job_start(job_id=job_id):
         return
@@ -148,7 +152,19 @@ def gpu_train_selector(job_id: int):
                                     max_length=params["max_length"], progress=progress,
                                     trainable_layers=params.get("trainable_layers"))
         result = {k: v for k, v in result.items() if k != "loss_curve"} | {"loss_curve": result["loss_curve"]}
-    bootstrap_register(job=job, out_dir=str(out_dir), result=result)
+    version = bootstrap_register(job=job, out_dir=str(out_dir), result=result)
+    held_out = params.get("validation") or {"problem_ids": [], "solution_ids": []}
+
+    def validated(done, total):
+        rows.job_progress(job_id=job_id, message=f"validating: scored {done}/{total} solutions of other problems")
+
+    version = selector_validate(version=version, problem_ids=held_out["problem_ids"],
+                                solution_ids=held_out["solution_ids"],
+                                scorer=scorer_for(path=version.path, config=version.config),
+                                batch_size=settings.STEPWISE_SCORING_BATCH,
+                                max_length=scoring_max_length(version=version), progress=validated)
+    result = {**result, "validation": version.metrics["validation"],
+              "activated": bootstrap_activate_if_validated(version=version)}
     if rows.job_finish(job_id=job_id, result=result):
         _job_done(job_id)
 
@@ -159,7 +175,7 @@ def gpu_evaluate(job_id: int):
 
     A redelivery evaluates again, reading the candidate scores already written instead of scoring them.
     """
-    from labeling.services.training import evaluation
+    from labeling.services.training import evaluation, promotion
     from workers.ml.scorers import scorer_for
 
     if not rows.job_start(job_id=job_id):
@@ -179,7 +195,7 @@ def gpu_evaluate(job_id: int):
     version = evaluated(job.model_version)
     result = {"evaluation": version.metrics["evaluation"]}
     if job.parameters.get("promote_if_better"):
-        baseline = evaluation.promotion_baseline(version=version)
+        baseline = promotion.promotion_baseline(version=version)
         if baseline is not None:
             rows.job_progress(job_id=job_id, message=f"evaluating the active selector {baseline.name} to compare")
             try:
@@ -189,7 +205,7 @@ def gpu_evaluate(job_id: int):
             except Exception as exc:  # no comparison, so no promotion; this version's evaluation stands
                 log.exception("evaluating selector %s failed", baseline.pk)
                 result["baseline_error"] = f"{type(exc).__name__}: {exc}"
-        result["promoted"] = evaluation.promote_if_better(version=version)
+        result["promoted"] = promotion.promote_if_better(version=version)
     rows.job_finish(job_id=job_id, result=result)
 
 

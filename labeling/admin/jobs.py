@@ -25,7 +25,8 @@ class RetrainForm(forms.Form):
     epochs = forms.IntegerField(initial=1, min_value=1)
     batch_size = forms.IntegerField(initial=4, min_value=1)
     grad_accum = forms.IntegerField(initial=1, min_value=1, help_text="micro-batches per optimizer step")
-    max_length = forms.IntegerField(initial=512, min_value=16, help_text="tokens per labeled solution")
+    max_length = forms.IntegerField(initial=lambda: settings.STEPWISE_MAX_LENGTH, min_value=16,
+                                    help_text="tokens per labeled solution (STEPWISE_MAX_LENGTH: scoring uses the same)")
     seed = forms.IntegerField(initial=0, min_value=0)
     neutral = forms.ChoiceField(choices=[(n, n) for n in NEUTRAL], initial="class",
                                 help_text="what a 0 rating trains as: its own class (PRM800K), +1, -1, or drop "

@@ -8,6 +8,7 @@ from django.urls import path, reverse
 
 from labeling import models
 from labeling.admin.display import progress_html
+from labeling.admin.round_facts import facts_table, parameter_rows, selector_rows, stats_rows
 from labeling.errors import InvalidInput
 from labeling.services.jobs.dispatch import in_background
 from labeling.services.rounds.stages import RoundParameters, round_start
@@ -35,7 +36,11 @@ class RoundAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     change_list_template = "admin/labeling/round/change_list.html"
     change_form_template = "admin/labeling/round/change_form.html"
-    readonly_fields = ("status", "error", "stats", "parameters", "selector", "started", "finished", "created")
+    readonly_fields = ("status", "error", "selector", "started", "finished", "created", "stats_table",
+                       "selector_table", "parameters_table")
+    fieldsets = ((None, {"fields": ("status", "error", "selector", "started", "finished", "created")}),
+                 ("What the round did", {"fields": ("stats_table", "selector_table")}),
+                 ("Parameters", {"fields": ("parameters_table",)}))
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("selector").annotate(n_annotations=Count("annotations"))
@@ -48,6 +53,19 @@ class RoundAdmin(admin.ModelAdmin):
     def selected(self, obj):
         picked = (obj.stats or {}).get("selected") or {}
         return ", ".join(f"{k} {v}" for k, v in sorted(picked.items())) or "-"
+
+    @admin.display(description="counts and timings")
+    def stats_table(self, obj):
+        return facts_table(stats_rows(obj.stats), "round-stats", empty="none yet: the round is under way")
+
+    @admin.display(description="selector")
+    def selector_table(self, obj):
+        return facts_table(selector_rows((obj.stats or {}).get("selector")), "round-selector",
+                           empty="the active selector when the round started (no training, no validation here)")
+
+    @admin.display(description="as started")
+    def parameters_table(self, obj):
+        return facts_table(parameter_rows(obj.parameters), "round-parameters", empty="none recorded")
 
     @admin.display(description="progress")
     def progress_bar(self, obj):

@@ -3,33 +3,39 @@ from django.contrib import admin, messages
 
 from labeling import models
 from labeling.errors import RegistryError
-from labeling.services.rounds.registry import selector_activate
+from labeling.services.rounds.registry import selector_activate, selector_validated, validation_text
 
 
 @admin.register(models.ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "architecture", "base_model", "path", "is_active_selector", "activated",
-                    "created")
+    list_display = ("name", "kind", "architecture", "validation", "base_model", "path", "is_active_selector",
+                    "activated", "activation_note", "created")
     list_filter = ("kind", "is_active_selector")
     search_fields = ("name", "path", "base_model")
-    readonly_fields = ("is_active_selector", "activated", "created")
+    readonly_fields = ("is_active_selector", "activated", "activated_by", "activation_note", "created")
     actions = ["make_selector"]
 
     @admin.display(description="architecture")
     def architecture(self, obj):
         return (obj.config or {}).get("architecture", "-")
 
-    @admin.action(description="Make the active selector")
+    @admin.display(description="validation")
+    def validation(self, obj):
+        if not (obj.metrics or {}).get("validation"):
+            return "-"
+        return f"{validation_text(obj)}{'' if selector_validated(obj) else ', does not beat chance'}"
+
+    @admin.action(description="Make the active selector (recorded with your name)")
     def make_selector(self, request, queryset):
         if queryset.count() != 1:
             messages.error(request, "choose exactly one model version")
             return
         try:
-            version = selector_activate(version=queryset.get())
+            version = selector_activate(version=queryset.get(), user=request.user)
         except RegistryError as exc:
             messages.error(request, str(exc))
             return
-        messages.info(request, f"{version.name} is now the active selector")
+        messages.info(request, f"{version.name} is now the active selector ({version.activation_note})")
 
 
 @admin.register(models.VerifierScore)

@@ -171,9 +171,14 @@ NUMBER_GAP = "\u2423"
 _TEXT_COMMANDS = re.compile(r"\\(?:mbox|textrm|mathrm|textnormal)\{")
 _TEXT_UNIT = re.compile(r"^(?P<value>.*?\S)\s*\\text\{\s*(?P<unit>[^{}]*?)\s*\}\s*(?:\^\{?\d\}?)?\s*$")
 _WORD_UNIT = re.compile(r"^(?P<value>\s*[-+]?(?:\\\$|\$)?\s*\d[\d,]*(?:\.\d+)?)\s+"
-                        r"(?P<unit>[A-Za-z]{2,}\.?)(?:\s*\^\{?\d\}?)?\s*$")
+                        r"(?P<unit>[A-Za-z]{2,}\.?(?:\s+[A-Za-z]{2,}\.?){0,2}(?:/[A-Za-z]{1,3})?)"
+                        r"(?:\s*\^\{?\d\}?)?\s*$")
 _NOT_UNITS = {"million", "billion", "trillion", "thousand", "hundred", "pi", "and", "or",
-              "inf", "infty", "sqrt", "mod", "percent"}
+              "inf", "infty", "sqrt", "mod", "percent", "sin", "cos", "tan", "log", "ln", "exp", "not"}
+# A two-letter word after a number is a unit only when it is a known one ("4 ab" is a product).
+_SHORT_UNITS = {"cm", "mm", "km", "ft", "in", "yd", "mi", "oz", "lb", "kg", "mg", "ml", "hr", "hz", "kw", "gb",
+                "mb", "kb", "sq", "cu", "mph", "am", "pm"}
+_QUALIFIERS = {"square", "sq", "cubic", "cu", "sq.", "cu."}
 _IRREGULAR_UNITS = {"feet": "foot", "ft": "foot", "in": "inch", "hrs": "hour", "hr": "hour",
                     "mins": "minute", "min": "minute", "secs": "second", "sec": "second"}
 
@@ -196,6 +201,9 @@ def _split_unit(answer):
         unit = found.group("unit").strip().lower().rstrip(".")
         if not unit or unit in _NOT_UNITS or not re.search("[a-z]", unit):
             continue
+        if pattern is _WORD_UNIT and any(w in _NOT_UNITS or (len(w) == 2 and w not in _SHORT_UNITS)
+                                         for w in unit.split()):
+            continue
         if pattern is _TEXT_UNIT and re.search(r"\d", found.group("value")) is None:
             continue  # "x \text{ or } y" or a bare word: no number before the unit
         return found.group("value").strip(), unit
@@ -217,7 +225,8 @@ def _mark_number_gaps(answer):
 def same_unit(a, b):
     """Loose equality of unit names: 'inches'/'inch', 'ft'/'feet'."""
     def forms(unit):
-        unit = re.sub(r"\s+", " ", unit.strip("() "))
+        words = re.sub(r"\s+", " ", unit.strip("() ")).split(" ")
+        unit = " ".join(w for w in words if w not in _QUALIFIERS) or " ".join(words)  # "square feet": feet
         stems = {unit, unit[:-1] if unit.endswith("s") else unit,
                  unit[:-2] if unit.endswith("es") else unit}
         return {_IRREGULAR_UNITS.get(stem, stem) for stem in stems}

@@ -13,17 +13,23 @@
   evaluated, ``\\frac{x+1}{2}`` keeps its brackets, ``i`` is the imaginary
   unit, ``\\binom``/``n!``/``\\sqrt{49}`` count, units after a number are
   dropped (unless both sides name different ones), equations compare as
-  equations, matrices cell by cell, and ``1 2`` is not ``12``.
+  equations, matrices cell by cell, and ``1 2`` is not ``12``. Its first pass
+  (:mod:`labeling.core.fixed_text`, :mod:`labeling.core.fixed_numbers`) reads
+  classes of equal answers written differently: Unicode math, words and markup
+  around the answer, a variable named in front (``x = 5`` is 5, ``y = 5`` is
+  not ``x = 5``), repeating decimals, signed mixed numbers, percent marks.
 
 sympy can take forever (``9^{9^{9^9}}``, nested powers), so it runs in a helper
 process (:mod:`labeling.core.sympy_worker`) and a comparison that takes longer
 than SYMPY_TIMEOUT_S counts as "not equal". Answers that are equal as strings,
 or that the guards rule out, never reach the helper. The normalisations are in
-:mod:`labeling.core.normalize` and, for the fixed mode, :mod:`labeling.core.fixed_mode`.
+:mod:`labeling.core.normalize` and, for the fixed mode, :mod:`labeling.core.fixed_mode`
+(LaTeX structures, units, thousands) after :mod:`labeling.core.fixed_text`.
 """
 import re
+from fractions import Fraction
 
-from labeling.core import fixed_mode, sympy_worker
+from labeling.core import fixed_mode, fixed_text, sympy_worker
 from labeling.core import normalize as mn
 
 MODES = ("prm800k", "fixed")
@@ -73,6 +79,8 @@ def _elements_equal(truth, given, fixed):
         expr = f"({truth})-({given})"
         return _reference_may_evaluate(expr) and sympy_worker.ask({"mode": "prm800k", "expr": expr},
                                                                   SYMPY_TIMEOUT_S)
+    if _DECIMAL.match(truth) and _DECIMAL.match(given):
+        return Fraction(truth) == Fraction(given)  # two plain numbers: no need to ask sympy
     truth_py, given_py = _python_text(truth), _python_text(given)
     if truth_py is None or given_py is None or truth_py[1] != given_py[1]:
         return False  # text, or an equation against a non-equation
@@ -92,12 +100,20 @@ def _reference_may_evaluate(expr):
 # fixed mode
 # --------------------------------------------------------------------------
 
+_DECIMAL = re.compile(r"^-?\d+(?:\.\d+)?$")
 _MATRIX = re.compile(r"^\s*\\begin\{([pbB]?matrix)\}(?P<body>.*)\\end\{\1\}\s*$", re.S)
 
 
 def _grade_fixed(given, truth):
     if truth is None:
         return False
+    given, truth = fixed_text.first_pass(given), fixed_text.first_pass(truth)
+    (given_name, given_value), (truth_name, truth_value) = fixed_text.split_name(given), fixed_text.split_name(truth)
+    if given_name and truth_name and given_name != truth_name:
+        if not (fixed_text.has_variable(given_value) or fixed_text.has_variable(truth_value)):
+            return False  # "y = 5" is not "x = 5"; "x = (y-3)/2" is the line "y = 2x+3", compared below
+    elif "=" not in given_value + truth_value:  # a name is a label: "x = 5" is 5
+        given, truth = given_value, truth_value
     given_cells, truth_cells = _matrix_cells(given), _matrix_cells(truth)
     if given_cells is not None and truth_cells is not None:
         # pylatexenc flattens matrices oddly; compare cell by cell instead.

@@ -239,7 +239,8 @@ _BRACKETS = "()[]"
 
 def split_elements(expr, fixed=False):
     """Elements of a tuple or interval '(a,b]'; anything else is one element."""
-    expr = strip_thousands_commas(expr)
+    if not (fixed and len(expr) > 2 and expr[0] in _BRACKETS and expr[-1] in _BRACKETS):
+        expr = strip_thousands_commas(expr)  # fixed: "(1,000)" is a pair (fixed_text.first_pass reads "(1,000, 2)")
     if not expr:
         return []
     if len(expr) > 2 and expr[0] in _BRACKETS and expr[-1] in _BRACKETS:

@@ -8,12 +8,15 @@ rest the most convincing solutions of any kind. The round service loads rows, ca
 be tested on hand-made scores. The scores themselves come from labeling.core.step_scores.
 """
 import math
+import random
 from collections import defaultdict
 from numbers import Real
 from typing import Any, Hashable, Iterable, NamedTuple, Optional
 
 CONVINCING_WRONG = "convincing_wrong"
 CONVINCING_ANY = "convincing_any"
+CONTROL = "control"
+RANDOM_WRONG = "random_wrong"
 QC = "qc"
 
 
@@ -22,7 +25,7 @@ class Selected(NamedTuple):
     problem_id: Hashable
     score: float
     is_correct: Optional[bool]
-    reason: str  # CONVINCING_WRONG, CONVINCING_ANY or QC
+    reason: str  # CONVINCING_WRONG, CONVINCING_ANY, RANDOM_WRONG, CONTROL or QC
 
 
 def wrong_slots(per_problem: int, wrong_fraction: float) -> int:
@@ -65,6 +68,33 @@ def _rank(c: Selected):
     return (-c.score, c.solution_id)
 
 
+
+def _slots(per_problem, wrong_fraction) -> int:
+    """The wrong slots of K, after checking both arguments."""
+    if isinstance(per_problem, bool) or not isinstance(per_problem, int) or per_problem < 1:
+        raise ValueError(f"per_problem must be a positive integer, got {per_problem!r}")
+    if (isinstance(wrong_fraction, bool) or not isinstance(wrong_fraction, Real)
+            or not 0.0 <= wrong_fraction <= 1.0):
+        raise ValueError(f"wrong_fraction must be a number in [0, 1], got {wrong_fraction!r}")
+    return wrong_slots(per_problem, wrong_fraction)
+
+
+def _partition(candidates, qc) -> tuple[dict, list]:
+    """(candidates by problem, the QC ones marked "qc"); a solution listed twice is refused."""
+    by_problem: dict[Any, list[Selected]] = defaultdict(list)
+    seen = set()
+    reserved: list[Selected] = []
+    for raw in candidates:
+        c = _normalise(raw)
+        if c.solution_id in seen:
+            raise ValueError(f"solution {c.solution_id!r} appears twice among the candidates")
+        seen.add(c.solution_id)
+        if c.solution_id in qc:
+            reserved.append(c._replace(reason=QC))
+        else:
+            by_problem[c.problem_id].append(c)
+    return by_problem, reserved
+
 def select_for_round(candidates: Iterable, *, per_problem: int, wrong_fraction: float = 0.8,
                      qc_ids: Iterable = ()) -> list[Selected]:
     """Pick up to K=`per_problem` solutions per problem for a labeling round.
@@ -86,26 +116,8 @@ def select_for_round(candidates: Iterable, *, per_problem: int, wrong_fraction: 
     report them (ids that are not candidates are ignored). The result is ordered by score
     descending, then solution_id, across problems and reasons.
     """
-    if isinstance(per_problem, bool) or not isinstance(per_problem, int) or per_problem < 1:
-        raise ValueError(f"per_problem must be a positive integer, got {per_problem!r}")
-    if (isinstance(wrong_fraction, bool) or not isinstance(wrong_fraction, Real)
-            or not 0.0 <= wrong_fraction <= 1.0):
-        raise ValueError(f"wrong_fraction must be a number in [0, 1], got {wrong_fraction!r}")
-    qc = set(qc_ids)
-    n_wrong = wrong_slots(per_problem, wrong_fraction)
-
-    by_problem: dict[Any, list[Selected]] = defaultdict(list)
-    seen = set()
-    result: list[Selected] = []
-    for raw in candidates:
-        c = _normalise(raw)
-        if c.solution_id in seen:
-            raise ValueError(f"solution {c.solution_id!r} appears twice among the candidates")
-        seen.add(c.solution_id)
-        if c.solution_id in qc:
-            result.append(c._replace(reason=QC))
-        else:
-            by_problem[c.problem_id].append(c)
+    n_wrong = _slots(per_problem, wrong_fraction)
+    by_problem, result = _partition(candidates, set(qc_ids))
 
     for pool in by_problem.values():
         pool.sort(key=_rank)
@@ -117,3 +129,43 @@ def select_for_round(candidates: Iterable, *, per_problem: int, wrong_fraction: 
 
     result.sort(key=_rank)
     return result
+
+
+def select_random_wrong(candidates: Iterable, *, per_problem: int, wrong_fraction: float = 0.8, seed: int = 0,
+                        qc_ids: Iterable = ()) -> list[Selected]:
+    """The fallback of a round whose selector did not beat chance: the same slots, filled at random.
+
+    A selector no better than chance cannot say which wrong answer is convincing, so its scores are
+    not used to choose (they are kept on the picks, for the record). For each problem, with the
+    candidates and `qc_ids` handled as in `select_for_round`:
+
+    1. `wrong_slots(K, wrong_fraction)` slots go to wrong answers (`is_correct is False`) drawn
+       uniformly at random: reason "random_wrong".
+    2. The remaining slots, including wrong slots left empty, go to candidates of any kind drawn
+       uniformly at random from those not taken: reason "control". That is exactly what the round's
+       control slice is (a uniform draw from the candidates not picked), so these picks count in
+       the control yield instead of posing as "convincing" ones.
+
+    Seeded: the same candidates and `seed` give the same picks whatever their input order (problems
+    and their candidates are visited in sorted order). The result is ordered like `select_for_round`'s.
+    """
+    n_wrong = _slots(per_problem, wrong_fraction)
+    by_problem, result = _partition(candidates, set(qc_ids))
+
+    rng = random.Random(seed)
+    for problem_id in sorted(by_problem, key=_sortable):
+        pool = sorted(by_problem[problem_id], key=lambda c: _sortable(c.solution_id))
+        wrong = [c for c in pool if c.is_correct is False]
+        wrong = rng.sample(wrong, min(n_wrong, len(wrong)))
+        taken = {c.solution_id for c in wrong}
+        rest = [c for c in pool if c.solution_id not in taken]
+        rest = rng.sample(rest, min(per_problem - len(wrong), len(rest)))
+        result += [c._replace(reason=RANDOM_WRONG) for c in wrong]
+        result += [c._replace(reason=CONTROL) for c in rest]
+
+    result.sort(key=_rank)
+    return result
+
+
+def _sortable(value):
+    return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))

@@ -10,6 +10,7 @@ ANSWER_MARK = "# Answer"
 
 _ANSWER_HEADING = re.compile(r"^[ \t]*#[ \t]*Answer[ \t]*$", re.M)
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # C0 controls but \t \n \r
 
 
 def split_into_steps(text: str, delimiter: str = DEFAULT_DELIMITER) -> "list[str]":
@@ -70,3 +71,16 @@ def _box_content(text, pos):
         answer = re.split(r"[$\n]", text[pos:], maxsplit=1)[0].strip()
         return answer or None
     return None
+
+
+def storable_text(text: str) -> str:
+    """`text` as a database can store it: C0 control characters other than tab, newline and carriage
+    return dropped, a lone surrogate replaced by U+FFFD (a valid pair becomes its character).
+
+    A sampled text can hold both: PostgreSQL rejects NUL in text and JSON ("\\u0000 cannot be converted
+    to text"), and a lone surrogate cannot be encoded as UTF-8, so either would fail a whole chunk.
+    """
+    text = _CONTROL.sub("", text)
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text

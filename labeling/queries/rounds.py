@@ -9,17 +9,19 @@ that is neither the round's own selector nor a round-0 bootstrap selector (TRAIN
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count
 
+from labeling.core.bar_charts import bar_chart_svg
 from labeling.core.charts import best_of_n_svg, line_chart_svg
-from labeling.models import Annotation, Job, ModelVersion, Round, RoundSelection, Task
+from labeling.models import Annotation, Job, ModelVersion, Round, Task
 from labeling.queries import quality
+from labeling.queries.yields import YIELD_REASONS, round_yields, yield_ratio
 from labeling.services.rounds.registry import selector_active
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 RECENT_JOBS = 10
-CHART_SERIES = (("ProcessBench F1", "processbench_f1"), ("Step AUROC", "step_auroc"),
-                ("Best-of-N PRM @ max", "best_of_n_prm"))  # legends keep 20 characters
+CHART_SERIES = (("ProcessBench F1 (threshold 0.5)", "processbench_f1"), ("Step AUROC", "step_auroc"),
+                ("Best-of-N PRM (at the largest N)", "best_of_n_prm"))
 
 
 @dataclass
@@ -27,14 +29,22 @@ class RoundRow:
     round: Round
     tasks: int
     labels: int
-    wrong_labeled: int  # convincing-wrong selections with a submitted annotation in the round
-    wrong_found: int    # ... of which some annotation rated a step -1
+    yields: dict  # reason -> queries.yields.Yield (served solutions, of which an error was found)
     agreement: "quality.AgreementView | None"
     model_after: "ModelVersion | None"
 
     @property
-    def error_found_share(self):
-        return self.wrong_found / self.wrong_labeled if self.wrong_labeled else None
+    def served_yields(self):
+        """The round's yields, reasons it served nothing of left out."""
+        return [y for y in self.yields.values() if y.served]
+
+    @property
+    def wrong_yield(self):
+        return self.yields.get("convincing_wrong")
+
+    @property
+    def yield_ratio(self):
+        return yield_ratio(self.yields)
 
     @property
     def evaluation(self):
@@ -52,22 +62,6 @@ def metric(evaluation, key):
     if key == "best_of_n_prm":
         return (evaluation.get("best_of_n_max") or {}).get("prm")
     return evaluation.get(key)
-
-
-def _error_found(rounds):
-    """round id -> (convincing-wrong solutions labeled in the round, of which an annotator found an error)."""
-    convincing_wrong = RoundSelection.objects.filter(round_id=OuterRef("round_id"), solution_id=OuterRef("solution_id"),
-                                                     reason=RoundSelection.Reason.CONVINCING_WRONG)
-    per_solution = (Annotation.objects.filter(round_id__in=[r.pk for r in rounds], is_quality_control=False,
-                                              is_screening=False)
-                    .filter(Exists(convincing_wrong)).values("round_id", "solution_id").order_by()
-                    # completion 0 is the solution's own step; a -1 on an alternative is not an error found
-                    .annotate(errors=Count("completions", filter=Q(completions__index=0, completions__rating=-1))))
-    counts = {}
-    for row in per_solution:
-        labeled, found = counts.get(row["round_id"], (0, 0))
-        counts[row["round_id"]] = (labeled + 1, found + (row["errors"] > 0))
-    return counts
 
 
 def _models_after(rounds, versions):
@@ -104,7 +98,25 @@ def _latest_evaluate_jobs(versions):
 def rounds_chart(rows):
     series = {label: [(row.round.number, metric(row.evaluation, key)) for row in rows] for label, key in CHART_SERIES}
     return line_chart_svg(series, title="The PRM trained after each round", x_label="Round",
-                          y_label="Held-out metric", y_range=(0, 1))
+                          y_label="Held-out metric", y_range=(0, 1), integer_x=True)
+
+
+def yields_chart(rows):
+    """Bars of the error yield per reason per round, with 95% intervals and n; None when nothing was served."""
+    rows = [row for row in rows if row.served_yields]
+    reasons = [r for r in YIELD_REASONS if any(row.yields[r].served for row in rows)]
+    if not rows:
+        return None
+    groups, intervals, notes = {}, {}, {}
+    for row in rows:
+        category = f"round {row.round.number}"
+        served = [row.yields[r] for r in reasons]
+        groups[category] = {y.label: y.share for y in served}
+        intervals[category] = {y.label: y.interval for y in served}
+        notes[category] = {y.label: f"n={y.served}" for y in served if y.served}
+    return bar_chart_svg(groups, intervals=intervals, notes=notes, y_range=(0, 1), x_label="Round",
+                         title="Error yield: served solutions in which annotators found an error",
+                         y_label="Share with an error (95% interval)")
 
 
 def best_of_n_charts(versions, active):
@@ -133,10 +145,9 @@ def rounds_page() -> dict:
                  .annotate(n=Count("id")).values_list("round_id", "n"))
     labels = dict(Annotation.objects.filter(round__isnull=False, is_quality_control=False, is_screening=False)
                   .values("round_id").order_by().annotate(n=Count("id")).values_list("round_id", "n"))
-    found = _error_found(rounds)
+    yields = round_yields([r.pk for r in rounds])
     after = _models_after(rounds, versions)
-    rows = [RoundRow(round=r, tasks=tasks.get(r.pk, 0), labels=labels.get(r.pk, 0),
-                     wrong_labeled=found.get(r.pk, (0, 0))[0], wrong_found=found.get(r.pk, (0, 0))[1],
+    rows = [RoundRow(round=r, tasks=tasks.get(r.pk, 0), labels=labels.get(r.pk, 0), yields=yields[r.pk],
                      # agreement needs overlapped tasks, which only an overlap above 1 makes
                      agreement=(quality.overlap_agreement(since=EPOCH, round_number=r.number)
                                 if r.overlap > 1 else None),
@@ -150,6 +161,7 @@ def rounds_page() -> dict:
                       "bon_prm": metric(evaluation_of(v), "best_of_n_prm")} for v in versions],
         "active": active,
         "rounds_chart": rounds_chart(rows),
+        "yields_chart": yields_chart(rows),
         "best_of_n_charts": best_of_n_charts(versions, active),
         "recent_jobs": list(Job.objects.filter(kind__in=[Job.Kind.EVALUATE, Job.Kind.RETRAIN])
                             .select_related("model_version")[:RECENT_JOBS]),

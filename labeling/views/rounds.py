@@ -11,7 +11,8 @@ from labeling.errors import EvaluationError, QueueError, RegistryError
 from labeling.models import ModelVersion
 from labeling.queries import rounds as round_queries
 from labeling.services.jobs.dispatch import in_background
-from labeling.services.training.evaluation import evaluation_start, version_promote
+from labeling.services.rounds.registry import selector_activate
+from labeling.services.training.evaluation import evaluation_start
 from labeling.services.training.retraining import RetrainParameters, retrain_start
 from labeling.views.access import admin_required
 
@@ -51,9 +52,12 @@ def _version_button(start, *, refused, success):
 version_evaluate = _version_button(
     evaluation_start, refused=EvaluationError,
     success=lambda version, job: f"evaluation job {job.pk} of {version.name} started")
+# The click is recorded on the version (activated_by, activation_note), forced or not: an admin may
+# activate a selector that did not beat chance on validation, and the page then says so.
 version_make_selector = _version_button(
-    version_promote, refused=RegistryError,
-    success=lambda version, _: f"{version.name} is now the selector; rounds started from now on use it")
+    selector_activate, refused=RegistryError,
+    success=lambda version, active: f"{version.name} is now the selector ({active.activation_note}); "
+                                    "rounds started from now on use it")
 
 
 @require_POST

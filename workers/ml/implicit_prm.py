@@ -17,17 +17,33 @@ sigmoid(q_k) estimates P(the solution ends correct | the prefix up to step k).
 Layout and encoding are the step-head PRM's (workers.ml.prm): `[prefix] problem SEP step_1 SEP ...
 step_n SEP`, each piece tokenised on its own. The "response" is everything after the problem's SEP,
 and each SEP belongs to the step it follows, so the steps' spans tile the response exactly. Truncation
-keeps whole leading steps; cut steps get None.
+keeps whole leading steps; cut steps get None, and the solution is then unscorable (no solution
+score: a min over the steps that fit would be an optimistic partial score).
 
-Aggregation. `score` gives sigmoid(q_k) per step. A solution is scored by `min` over steps by default:
-the weakest prefix, i.e. the point where the model was least sure the solution could still end
-correct, which is what a selector hunting for a first wrong step needs; `last` is sigmoid(r), the
-outcome estimate the model was trained on. A product of sigmoid(q_k) is not offered: the q_k are
-nested (each contains the ones before), not independent per-step events, so their product has no
-probabilistic meaning.
+What is offered, stored and read where:
+
+- `step_rewards` gives r_k, `prefix_values` the running sums q_k, `score` sigmoid(q_k): the estimated
+  P(the solution ends correct | the prefix up to step k).
+- VerifierScore.step_scores stores sigmoid(q_k) per step (6 decimals), as labeling.services.rounds.scoring
+  writes any scorer's `score`; labeling.core.step_scores reads a float step as its P(not negative), and
+  `implicit_step_rewards` recovers r_k = q_k - q_(k-1) from stored values (up to the rounding).
+- The solution score (VerifierScore.score, what rounds select by) is min_k sigmoid(q_k) by default
+  (config "score_how"), None when a step was cut.
+- Evaluation (labeling.services.training.evaluation) reads sigmoid(q_k) as each step's P(not negative):
+  step AUROC over them, and the first-error prediction is the first step whose sigmoid(q_k) falls below
+  the threshold (0.5: q_k < 0), i.e. the first prefix after which the model expects a wrong outcome.
+  r_k is not read there: a step with r_k < 0 that leaves q_k > 0 lowers the estimate without making
+  the outcome more likely wrong than right.
+
+Aggregation. A solution is scored by `min` over steps by default: the weakest prefix, i.e. the point
+where the model was least sure the solution could still end correct, which is what a selector hunting
+for a first wrong step needs; `last` is sigmoid(r), the outcome estimate the model was trained on. A
+product of sigmoid(q_k) is not offered: the q_k are nested (each contains the ones before), not
+independent per-step events, so their product has no probabilistic meaning.
 """
 import math
 
+from labeling.core.step_scores import scorable_solution_score
 from workers.ml.loading import ModelCache, cache_size, load_causal_lm, load_tokenizer
 from workers.ml.prm import DEFAULT_SEPARATOR, StepPRM, right_padded
 
@@ -104,19 +120,22 @@ class ImplicitPRM(StepPRM):
         return self._per_step(self.encode_spans(list(items), max_length), batch_size, self.log_ratios,
                               lambda ratios, row, span: self.beta * float(ratios[row, span[0]:span[1] + 1].sum()))
 
-    def score(self, items, batch_size=8, max_length=1024):
-        """Per solution, per step: sigmoid(q_k), the estimated P(correct outcome | prefix to step k)."""
+    def prefix_values(self, items, batch_size=8, max_length=1024):
+        """Per solution, per step: q_k = r_1 + ... + r_k, or None for a step cut by truncation."""
         out = []
         for rewards in self.step_rewards(items, batch_size=batch_size, max_length=max_length):
-            q, probs = 0.0, []
+            q, values = 0.0, []
             for r in rewards:
-                if r is None:
-                    probs.append(None)
-                else:
+                if r is not None:
                     q += r
-                    probs.append(sigmoid(q))
-            out.append(probs)
+                values.append(None if r is None else q)
+            out.append(values)
         return out
+
+    def score(self, items, batch_size=8, max_length=1024):
+        """Per solution, per step: sigmoid(q_k), the estimated P(correct outcome | prefix to step k)."""
+        return [[None if q is None else sigmoid(q) for q in values]
+                for values in self.prefix_values(items, batch_size=batch_size, max_length=max_length)]
 
     def score_stream(self, iterable, chunk=2048, batch_size=8, max_length=1024):
         return super().score_stream(iterable, chunk=chunk, batch_size=batch_size, max_length=max_length)
@@ -189,10 +208,9 @@ def load(policy_spec, reference_spec, **kwargs):
 
 
 def solution_score(step_values, how="min"):
-    """A solution's score from its per-step sigmoid(q_k); None steps (truncated) are skipped.
+    """A solution's score from its per-step sigmoid(q_k); None when it is unscorable (a step is None: cut).
 
-    "min": the weakest prefix (default); "last": sigmoid(r), the trained outcome estimate. Returns None
-    when no step was scored.
+    "min": the weakest prefix (default); "last": sigmoid(r), the trained outcome estimate.
     """
     if how == "product":
         raise ValueError("how='product' is not meaningful for an implicit PRM: its per-step values are "
@@ -200,7 +218,4 @@ def solution_score(step_values, how="min"):
                          "use 'min' or 'last'")
     if how not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {how!r}; expected one of {', '.join(AGGREGATIONS)}")
-    scored = [v for v in step_values if v is not None]
-    if not scored:
-        return None
-    return min(scored) if how == "min" else scored[-1]
+    return scorable_solution_score(step_values, how=how)

@@ -30,7 +30,7 @@ MIN_MAX_LENGTH = 16
 CONFIG_FILE = "implicit_prm.json"
 
 
-def train_implicit_prm(*, base_spec, items, out_dir, beta=DEFAULT_BETA, learning_rate=5e-6, epochs=1, batch_size=4,
+def train_implicit_prm(*, base_spec, items, out_dir, beta=DEFAULT_BETA, learning_rate=2e-5, epochs=1, batch_size=4,
                        max_length=512, seed=0, step_separator=DEFAULT_SEPARATOR, progress=None,
                        reference_spec=None, trainable_layers=None) -> dict:
     """Train a policy from `base_spec` on (problem, steps, is_correct) items; save it to `out_dir`.

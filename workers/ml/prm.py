@@ -20,9 +20,13 @@ into a neighbouring step's tokens.
 
 Truncation. A solution longer than `max_length` tokens keeps the prefix, the problem (cut to its head
 only when it leaves no room for the first step, and never below half of `max_length`) and the
-longest run of leading steps that fits whole; the steps after it get `None` instead of a probability triple. A step is never cut
-in the middle, and later steps are never scored without the steps before them, since a step's label
-depends on everything before it.
+longest run of leading steps that fits whole; the steps after it get `None` instead of a probability
+triple. A step is never cut in the middle, and later steps are never scored without the steps before
+them, since a step's label depends on everything before it. The kept steps' values are exact (what
+the untruncated solution gives them), but the solution is *unscorable*: `solution_score` returns None
+for it, never a product over the steps that fit (see labeling.core.step_scores). Training (prm_training)
+and scoring take the same `max_length`: the one a version was trained with (its config), by default
+settings.STEPWISE_MAX_LENGTH.
 
 Padding. Batches are padded on the right, whatever the tokenizer's `padding_side`: with a causal mask
 and default position ids (0..n-1), right padding leaves every real token's logits exactly as in an
@@ -30,7 +34,7 @@ unpadded forward pass; left padding would shift the position ids.
 """
 from itertools import islice
 
-from labeling.core.step_scores import solution_score as aggregate
+from labeling.core.step_scores import scorable_solution_score
 from workers.ml.loading import ModelCache, cache_size
 
 LABELS = ("negative", "neutral", "positive")
@@ -211,9 +215,8 @@ def load(path, gguf_file=None, **kwargs):
 
 
 def solution_score(step_probs, how="product"):
-    """Solution score of scored steps; truncated steps (None) are skipped, none scored gives None.
+    """Solution score of a solution's step triples; None when it is unscorable (a step is None: truncated).
 
     The aggregation itself (product of P(not negative), min or last) is labeling.core.step_scores'.
     """
-    scored = [p for p in step_probs if p is not None]
-    return aggregate(scored, how=how) if scored else None
+    return scorable_solution_score(step_probs, how=how)

@@ -3,7 +3,10 @@
 Both kinds give `score(items, batch_size=, max_length=)` (per-step values) and
 `solution_score(step_values)`: a step-head PRM's steps are (p_neg, p_neu, p_pos) triples combined
 as the product of P(not negative) (PRM800K's convention; "min" and "last" optional); an implicit
-PRM's steps are sigmoid(q_k) values combined by their minimum.
+PRM's steps are sigmoid(q_k) values combined by their minimum. A solution with a step cut by
+`max_length` (its value None) is unscorable: `solution_score` returns None, never a partial product.
+`max_length` should be the version's own (config["max_length"], what it was trained with; see
+labeling.services.rounds.scoring.scoring_max_length).
 """
 
 

@@ -90,6 +90,9 @@ class Command(BaseCommand):
                           f"{stats.get('candidates')} candidates, selected {stats.get('selected')}, "
                           f"{stats.get('tasks_created')} tasks created, {stats.get('tasks_moved')} moved into the "
                           f"round; selector {round_.selector}; seconds {stats.get('seconds')}")
+        selector = stats.get("selector") or {}
+        if selector.get("fallback"):
+            self.stdout.write(f"selector not activated: {selector.get('reason')}; picks are random wrong answers")
 
 
 class _Reporter(threading.Thread):

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
-from labeling.models import Annotator, Assignment, Solution, Task, VerifierScore
+from labeling.models import Annotation, Annotator, Assignment, Solution, Task, VerifierScore
 from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired
 from labeling.services.annotation.checks import draft_validate
 
@@ -114,9 +114,15 @@ def tasks_open_for(annotator_id, kind):
     if kind == Task.Kind.SCREENING:
         # Screening is done once *submitted*: an expired screening lease is offered again (revived).
         mine = mine.filter(status=Assignment.Status.SUBMITTED)
-    return (Task.objects.filter(kind=kind, taken__lt=F("overlap")).filter(~Exists(mine))
-            .select_for_update(skip_locked=True, of=("self",))
-            .order_by("-priority", "id"))
+    tasks = Task.objects.filter(kind=kind, taken__lt=F("overlap")).filter(~Exists(mine))
+    if kind != Task.Kind.SCREENING:
+        # Never the same solution twice to one person, whichever task it comes through: not one they
+        # labeled (imported labels included) nor one they hold or submitted under another task.
+        held = (Assignment.objects.filter(annotator_id=annotator_id, task__solution_id=OuterRef("solution_id"))
+                .exclude(status=Assignment.Status.EXPIRED))
+        labeled = Annotation.objects.filter(annotator_id=annotator_id, solution_id=OuterRef("solution_id"))
+        tasks = tasks.filter(~Exists(held), ~Exists(labeled))
+    return tasks.select_for_update(skip_locked=True, of=("self",)).order_by("-priority", "id")
 
 
 def _candidate(annotator_id, kind) -> _Open | None:

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from labeling.models import Annotation, Assignment, Completion, FinishReason, StepLabel, Task
+from labeling.models import Annotation, Assignment, Completion, FinishReason, RoundSelection, StepLabel, Task
 from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired
 from labeling.services.annotation.checks import text_check
 from labeling.services.quality import gold as quality
@@ -113,7 +113,7 @@ def _submit(*, assignment_id, annotator, client_id, ratings, finish_reason, tota
         round_id=rules.pk if rules else None, phase=2, timestamp=now,
         is_quality_control=task.kind == Task.Kind.QC, is_screening=task.kind == Task.Kind.SCREENING,
         finish_reason=finish_reason,
-        total_time_ms=min(max(total_time_ms, 0), leased_ms), selector_score=task.priority, client_id=client_id)
+        total_time_ms=min(max(total_time_ms, 0), leased_ms), selector_score=_selector_score(task), client_id=client_id)
     StepLabel.objects.bulk_create([
         StepLabel(annotation=annotation, index=i, chosen_completion=None if i == error_step else 0,
                   **(_human_fields(human_completion) if i == error_step and human_completion else {}))
@@ -222,3 +222,11 @@ def human_validate(text, *, rnd, error_step):
 def _short(value):
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _selector_score(task):
+    """The score the round chose the solution by (a round task's priority is its serving order)."""
+    chosen = None if task.round_id is None else (
+        RoundSelection.objects.filter(round_id=task.round_id, solution_id=task.solution_id)
+        .values_list("score", flat=True).first())
+    return task.priority if chosen is None else chosen  # a task queued by hand: its priority is its score

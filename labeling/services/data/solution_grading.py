@@ -1,4 +1,10 @@
-"""Grade stored solutions' final answers against their problems' ground truth."""
+"""Grade stored solutions' final answers against their problems' ground truth.
+
+A solution keeps one verdict and the mode that made it (`Solution.graded_mode`). Imports grade in
+the reference mode (``prm800k``, what PRM800K's own labels agree with); rounds and evaluation regrade
+what they read in ``settings.STEPWISE_SELECTION_GRADING`` (``fixed`` by default) with
+`solutions_grade_in_mode`, so a correct ``2^{10}`` for 1024 is not selected as a wrong answer.
+"""
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -19,8 +25,10 @@ def solutions_grade(*, solution_ids=None, mode="prm800k", regrade=False) -> Grad
 
     Identical (answer, ground truth) pairs are graded once: generated solutions repeat answers a lot.
     """
-    from labeling.core.grading import grade_answer  # sympy is slow to import; only graders pay for it
+    from labeling.core.grading import MODES, grade_answer  # sympy is slow to import; only graders pay for it
 
+    if mode not in MODES:
+        raise ValueError(f"unknown grading mode {mode!r}; expected one of {MODES}")
     qs = Solution.objects.all()
     if solution_ids is not None:
         qs = qs.filter(id__in=solution_ids)
@@ -45,3 +53,14 @@ def solutions_grade(*, solution_ids=None, mode="prm800k", regrade=False) -> Grad
             result.correct += verdicts[key]
         with transaction.atomic():
             Solution.objects.bulk_update(updates, ["is_correct", "graded_mode"])
+
+
+def solutions_grade_in_mode(*, solutions, mode: str) -> GradeResult:
+    """Grade, in `mode`, every solution of the queryset `solutions` not already graded in it.
+
+    Ungraded solutions and those graded in the other mode (an import's ``prm800k`` verdict, for a round
+    that selects in ``fixed`` mode) get `mode`'s verdict; those already graded in `mode` are not touched.
+    """
+    stale = solutions.exclude(graded_mode=mode).exclude(final_answer__isnull=True) \
+        .exclude(problem__answer__isnull=True).values("id")
+    return solutions_grade(solution_ids=stale, mode=mode, regrade=True)

@@ -2,13 +2,16 @@
 
 The generator is passed in (workers build it). Each problem's samples are seeded from (seed,
 problem id, attempt), so a redelivered chunk regenerates the same texts and the (problem, steps)
-unique constraint drops what its dead worker had already stored.
+unique constraint drops what its dead worker had already stored. A sample's steps and final answer
+are made storable here, where they become rows (labeling.core.solution_text.storable_text): a model
+can emit a NUL or a lone surrogate, which PostgreSQL would refuse for the whole chunk.
 """
 from collections import defaultdict
 
 from django.db import transaction
 from django.db.models import Count
 
+from labeling.core.solution_text import storable_text
 from labeling.models import JobChunk, Problem, Solution
 from labeling.services.jobs.rows import job_progress
 
@@ -46,13 +49,15 @@ def _generate(chunk, generator, problems, n, spec, sampling, attempt) -> int:
     rows = []
     for problem, group in zip(problems, samples):
         for sample in group:
-            if not sample.steps:
+            steps = [step for step in map(storable_text, sample.steps) if step.strip()]
+            if not steps:
                 continue
+            answer = None if sample.final_answer is None else (storable_text(sample.final_answer).strip() or None)
             correct = None
-            if sample.final_answer is not None and problem.answer is not None:
-                correct = grade_answer(sample.final_answer, problem.answer)
-            rows.append(Solution(problem=problem, steps=sample.steps, steps_hash=Solution.hash_steps(sample.steps),
-                                 final_answer=sample.final_answer, is_correct=correct,
+            if answer is not None and problem.answer is not None:
+                correct = grade_answer(answer, problem.answer)
+            rows.append(Solution(problem=problem, steps=steps, steps_hash=Solution.hash_steps(steps),
+                                 final_answer=answer, is_correct=correct,
                                  graded_mode="prm800k" if correct is not None else "", generator=spec,
                                  sampling={**sample.sampling, "finish_reason": sample.finish_reason}))
     with transaction.atomic():

@@ -39,8 +39,9 @@ def selector_active() -> ModelVersion | None:
 
 
 @transaction.atomic
-def selector_activate(*, version: ModelVersion) -> ModelVersion:
-    """Make `version` the one active selector, atomically.
+def selector_activate(*, version: ModelVersion, user=None, note: str | None = None) -> ModelVersion:
+    """Make `version` the one active selector, atomically, recording who (`user`, None when automatic)
+    and why (`note`; by default `activation_note` says what its validation showed).
 
     Every PRM row is locked in id order first, so two concurrent switches run one after the other
     instead of both clearing the old selector and colliding on the one-active constraint. A round
@@ -52,6 +53,43 @@ def selector_activate(*, version: ModelVersion) -> ModelVersion:
     if version.kind != ModelVersion.Kind.PRM:
         raise RegistryError(f"{version.name} is a {version.kind}, not a PRM: only a PRM can be the selector")
     ModelVersion.objects.filter(is_active_selector=True).exclude(pk=version.pk).update(is_active_selector=False)
-    ModelVersion.objects.filter(pk=version.pk).update(is_active_selector=True, activated=timezone.now())
+    note = activation_note(version=version, user=user) if note is None else note
+    ModelVersion.objects.filter(pk=version.pk).update(is_active_selector=True, activated=timezone.now(),
+                                                      activated_by=user, activation_note=note[:300])
     version.refresh_from_db()
     return version
+
+
+def validation_text(version: ModelVersion) -> str:
+    """The version's validation in a few words: "AUROC 0.55 [0.41, 0.69]"."""
+    figures = (version.metrics or {}).get("validation")
+    if not figures:
+        return "no validation figures"
+    auroc = figures.get("outcome_auroc")
+    if not auroc:
+        return f"no validation AUROC (its {figures.get('n', 0)} validation solutions lack a correct or a wrong one)"
+    return f"AUROC {auroc['auroc']:.2f} [{auroc['low']:.2f}, {auroc['high']:.2f}]"
+
+
+def selector_validated(version: ModelVersion) -> bool:
+    return bool(((version.metrics or {}).get("validation") or {}).get("beats_chance"))
+
+
+def activation_note(*, version: ModelVersion, user=None) -> str:
+    """Why `version` becomes the selector: validated, forced by a named admin over a failed validation,
+    or (a PRM trained on human labels, never validated this way) activated on its evaluation."""
+    has_validation = bool((version.metrics or {}).get("validation"))
+    f1 = ((version.metrics or {}).get("evaluation") or {}).get("processbench_f1")
+    evaluated = f"held-out ProcessBench F1 {f1:.3f}" if f1 is not None else "not evaluated"
+    if user is None:
+        if selector_validated(version):
+            return f"validated automatically: {validation_text(version)}"
+        return f"activated automatically: {validation_text(version) if has_validation else evaluated}"
+    who = user.get_username() if hasattr(user, "get_username") else str(user)
+    if selector_validated(version):
+        return f"validated: {validation_text(version)}; activated by {who}"
+    if has_validation and version.metrics["validation"].get("outcome_auroc"):
+        return f"forced by {who}: validation {validation_text(version)} did not beat chance"
+    if has_validation:
+        return f"forced by {who}: {validation_text(version)}"
+    return f"activated by {who}: {evaluated}"

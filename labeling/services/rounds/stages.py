@@ -5,10 +5,20 @@ round one stage on each time it runs, sending the job a stage needs and returnin
 of that job sends `round_advance` again. So a round survives any worker dying between stages: the
 stages read the database, not memory, and every stage is idempotent.
 
-Stages: GENERATING (bring every problem up to M candidates) -> TRAINING (only when no selector is
-active: the round-0 implicit PRM, trained on the graded candidates' outcomes) -> SCORING (every
-candidate by the round's selector, fixed at this point) -> SELECTING (one transaction: selection
-rows, tasks with the selector score as priority, counts) -> DONE.
+Stages: GENERATING (bring every problem up to M candidates) -> TRAINING (fix the round's selector,
+see bootstrap.py) -> SCORING (every candidate by the round's selector, fixed at this point) ->
+SELECTING (selecting.py, one transaction) -> DONE.
+
+TRAINING trains an implicit PRM on graded candidates' outcomes when no selector is active (round 0:
+trained on some problems, validated on the others), and again each round while the active selector
+is an implicit PRM that no step-head PRM beats on validation (a fresh one on all graded outcomes;
+STEPWISE_RETRAIN_IMPLICIT_EACH_ROUND). Otherwise it takes the active selector. A trained one that
+does not beat chance is not activated: the round keeps the active selector, or with none selects
+random wrong answers instead of by score, the reason in round.stats["selector"].
+
+SELECTING picks candidates nobody has labeled, leased or holds an open task for (no double work),
+adds the optional random control slice, and writes tasks in the serving order that keeps the
+round's mix in every prefix of what annotators receive, round-robin over problems.
 """
 from dataclasses import dataclass
 
@@ -18,11 +28,12 @@ from django.db.models import Count, Exists, Max, OuterRef
 from django.utils import timezone
 
 from labeling.models import Job, Problem, Round, RoundSelection, Solution, Split, Task, VerifierScore
-from labeling.core.selection import select_for_round
 from labeling.services.jobs.dispatch import enqueue
 from labeling.services.jobs.rows import job_create, split
 from labeling.errors import InvalidInput
+from labeling.core.draws import Drawable, stratified_sample
 from labeling.services.rounds.registry import selector_active
+from labeling.services.rounds.scoring import scoring_max_length
 from workers import tasks
 
 
@@ -76,14 +87,25 @@ def eligible_problems():
     return Problem.objects.filter(answer__isnull=False).exclude(split=Split.TEST)
 
 
+def round_problems(*, count: int | None, seed: int) -> list[int]:
+    """Ids of `count` eligible problems (None: all), drawn at random with `seed`, stratified by subject and
+    level: from problems no round has selected from yet, then from the rest if more are needed."""
+    fresh = ~Exists(RoundSelection.objects.filter(problem_id=OuterRef("pk")))
+    pools = {True: [], False: []}
+    for pk, subject, level, is_fresh in eligible_problems().annotate(fresh=fresh) \
+            .values_list("id", "subject", "level", "fresh"):
+        pools[is_fresh].append(Drawable(pk, subject, level))
+    wanted = len(pools[True]) + len(pools[False]) if count is None else count
+    drawn = []
+    for pool in (pools[True], pools[False]):
+        drawn += sorted(stratified_sample(pool, wanted - len(drawn), seed=seed))
+    return drawn
+
+
 @transaction.atomic
 def round_start(*, params: RoundParameters, user=None, name: str = "") -> Round:
     params.check()
-    fresh = ~Exists(RoundSelection.objects.filter(problem_id=OuterRef("pk")))
-    # Problems no round has drawn yet come first, then the rest, each in id order.
-    pool = eligible_problems().annotate(fresh=fresh).order_by("-fresh", "id")
-    problem_ids = list(pool.values_list("id", flat=True)[:params.problems] if params.problems
-                       else pool.values_list("id", flat=True))
+    problem_ids = round_problems(count=params.problems, seed=params.seed)
     if not problem_ids:
         raise InvalidInput("no eligible problems: import problems with reference answers first", field="problems")
     number = (Round.objects.aggregate(n=Max("number"))["n"] or 0) + 1
@@ -130,11 +152,13 @@ def round_fail(*, round_id: int, error: str) -> str:
 
 
 def _grade_candidates(round_):
-    from labeling.services.data.solution_grading import solutions_grade
+    """Every candidate graded in the round's mode (parameters["grading"], default fixed): ungraded ones
+    and those an import or generation graded in the other mode (a reference false reject such as
+    2^{10} for 1024 must not be selected as wrong)."""
+    from labeling.services.data.solution_grading import solutions_grade_in_mode
 
-    ungraded = list(round_candidates(round_).filter(is_correct__isnull=True).values_list("id", flat=True))
-    if ungraded:
-        solutions_grade(solution_ids=ungraded)
+    mode = round_.parameters.get("grading") or settings.STEPWISE_SELECTION_GRADING
+    solutions_grade_in_mode(solutions=round_candidates(round_), mode=mode)
 
 
 def _job(round_, kind):
@@ -176,21 +200,25 @@ def _generating(round_) -> bool:
 
 
 def _training(round_) -> bool:
+    """Fix the round's selector: the active one, or a freshly trained implicit PRM (none active: round 0;
+    an implicit one active: a refresh, see bootstrap.py). A trained one that fails validation is not
+    activated: the round keeps the active selector, or with none falls back to random wrong answers."""
+    from labeling.services.rounds import bootstrap
+
     if round_.selector_id is not None:
         return False
     active = selector_active()
-    if active is not None:
+    job = _job(round_, Job.Kind.TRAIN_SELECTOR)
+    if job is None and active is not None and not bootstrap.implicit_refresh_due(active):
         round_.selector = active
         round_.save(update_fields=["selector"])
         return False
-    job = _job(round_, Job.Kind.TRAIN_SELECTOR)
     if job is not None and job.status == Job.Status.DONE:
-        raise RuntimeError(f"round {round_.number}: the selector training job {job.pk} is done "
-                           "but no selector is active")
+        bootstrap.bootstrap_settle(round_=round_, job=job)
+        return False
     if job is None:
-        from labeling.services.rounds.bootstrap import bootstrap_job_create
-
-        job = bootstrap_job_create(round_=round_)
+        job = bootstrap.bootstrap_job_create(round_=round_,
+                                             purpose=bootstrap.BOOTSTRAP if active is None else bootstrap.REFRESH)
         enqueue(tasks.gpu_train_selector, job.pk)
     _set_status(round_, Round.Status.TRAINING)
     return True
@@ -207,7 +235,7 @@ def _scoring(round_) -> bool:
     job = job_create(kind=Job.Kind.SCORE, round=round_, model_version=round_.selector,
                      chunks=split(missing, settings.STEPWISE_SCORING_CHUNK),
                      parameters={"batch_size": settings.STEPWISE_SCORING_BATCH,
-                                 "max_length": settings.STEPWISE_SCORING_MAX_LENGTH})
+                                 "max_length": scoring_max_length(version=round_.selector)})
     _set_status(round_, Round.Status.SCORING)
     for chunk_id in job.chunks.order_by("index").values_list("id", flat=True):
         enqueue(tasks.gpu_score_chunk, chunk_id)
@@ -219,62 +247,15 @@ def _qc_solution_ids():
 
 
 def _select(round_):
-    started = timezone.now()
-    params = round_.parameters
-    taken_before = RoundSelection.objects.exclude(round=round_).exclude(reason=RoundSelection.Reason.QC)
-    rows = (round_candidates(round_).filter(scores__model_version_id=round_.selector_id)
-            .exclude(id__in=taken_before.values("solution_id"))
-            .values_list("id", "problem_id", "scores__score", "is_correct"))
-    candidates = [{"solution_id": sid, "problem_id": pid, "score": score, "is_correct": correct}
-                  for sid, pid, score, correct in rows]
-    selected = select_for_round(candidates, per_problem=params["per_problem"],
-                                wrong_fraction=params["wrong_fraction"], qc_ids=_qc_solution_ids())
-    RoundSelection.objects.bulk_create([
-        RoundSelection(round=round_, solution_id=s.solution_id, problem_id=s.problem_id, score=s.score,
-                       is_correct=s.is_correct, reason=s.reason, rank=rank) for rank, s in enumerate(selected)],
-        ignore_conflicts=True)
-    moved, created = _queue(round_, [s for s in selected if s.reason != RoundSelection.Reason.QC])
-    by_reason = {}
-    for s in selected:
-        by_reason[s.reason] = by_reason.get(s.reason, 0) + 1
-    now = timezone.now()
-    jobs = {job.kind: (job.finished - job.started).total_seconds()
-            for job in Job.objects.filter(round=round_, status=Job.Status.DONE) if job.started and job.finished}
-    round_.stats = {
-        "problems": len(params["problem_ids"]), "candidates": round_candidates(round_).count(),
-        "generated": Solution.objects.filter(problem_id__in=params["problem_ids"],
-                                             generator=params["generator"]).count() if params.get("candidates") else 0,
-        "scored": len(candidates), "selected": by_reason, "tasks_created": created, "tasks_moved": moved,
-        "wrong_among_candidates": sum(1 for c in candidates if c["is_correct"] is False),
-        "seconds": {**{f"{kind}": s for kind, s in jobs.items()},
-                    "select": (now - started).total_seconds(),
-                    "total": (now - round_.started).total_seconds() if round_.started else None},
-    }
+    from labeling.services.rounds.selecting import round_select
+
+    selector = (round_.stats or {}).get("selector") or {}
+    stats = round_select(round_, candidates_qs=round_candidates(round_), qc_ids=_qc_solution_ids(),
+                         fallback=selector.get("reason") if selector.get("fallback") else None)
+    round_.stats = {**(round_.stats or {}), **stats}
     round_.status = Round.Status.DONE
-    round_.finished = now
+    round_.finished = timezone.now()
     round_.save(update_fields=["stats", "status", "finished"])
-
-
-def _queue(round_, selected) -> tuple[int, int]:
-    """Tasks for the selected solutions, highest score served first. A solution already queued outside
-    any round and not yet touched joins the round instead of getting a second task."""
-    ids = [s.solution_id for s in selected]
-    untouched = dict(Task.objects.filter(solution_id__in=ids, round__isnull=True, kind=Task.Kind.ROUND, taken=0,
-                                         submitted=0).values_list("solution_id", "id"))
-    existing = set(Task.objects.filter(solution_id__in=ids, round=round_, kind=Task.Kind.ROUND)
-                   .values_list("solution_id", flat=True))
-    moved, new = 0, []
-    for s in selected:
-        if s.solution_id in existing:
-            continue
-        if s.solution_id in untouched:
-            moved += Task.objects.filter(pk=untouched[s.solution_id], taken=0, submitted=0).update(
-                round=round_, priority=s.score, overlap=round_.overlap)
-        else:
-            new.append(Task(solution_id=s.solution_id, round=round_, kind=Task.Kind.ROUND, priority=s.score,
-                            overlap=round_.overlap))
-    Task.objects.bulk_create(new, ignore_conflicts=True)
-    return moved, len(new)
 
 
 def selection_rows(*, round_: Round):

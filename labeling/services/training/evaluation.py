@@ -1,4 +1,4 @@
-"""Evaluating a PRM version on the held-out set, and promoting a version to be the selector.
+"""Evaluating a PRM version on the held-out set.
 
 The held-out set is what belongs to problems in split "test" (`Problem.split`). Rounds never draw
 those problems (rounds.eligible_problems), so a PRM trained on round labels has not seen them:
@@ -10,20 +10,20 @@ those problems (rounds.eligible_problems), so a PRM trained on round labels has 
 - First-error golds (ProcessBench): the trajectories that end in a -1 (gold = that step) or that
   the annotator finished without one (finish_reason "solution", gold = -1). A trajectory given up
   on, or stopped as a bad problem, says nothing of where the first error is: AUROC only.
-- Best-of-N: every graded candidate solution (is_correct not null) of a test problem.
+- Best-of-N: every graded candidate solution (is_correct not null) of a test problem, graded in the
+  mode rounds select in (settings.STEPWISE_SELECTION_GRADING, "fixed" by default): an evaluation first
+  regrades those graded otherwise (labeling.services.data.solution_grading.solutions_grade_in_mode).
 
 Scores (labeling.core.evaluation has the metrics): a step's score is P(not negative), p_neu + p_pos of
 a step-head PRM's triple or the value itself for an implicit PRM's sigmoid(q_k). A step truncated
 away (None) is left out of AUROC, and its trajectory out of F1. A candidate's PRM score is the
-scorer's solution score, as a round would queue it (0 when nothing could be scored); its "last"
-score is its last scored step's P(not negative). Answers are grouped for majority voting after the
-MATH and PRM800K normalisations (labeling.core.normalize), so "\\frac12" and "1/2" are one vote.
+scorer's solution score, as a round would queue it; its "last" score is its last step's P(not
+negative). An unscorable candidate (score None: its steps do not all fit the version's maximum
+length) is counted and ranked below every scorable one by those two rules, the candidate set staying
+the same for every version. Answers are grouped for majority voting after the MATH and PRM800K
+normalisations (labeling.core.normalize), so "\\frac12" and "1/2" are one vote.
 
-"Better" (promote_if_better): on the same held-out set (equal digests), a higher ProcessBench F1 at
-the fixed threshold 0.5, and a best-of-N PRM accuracy at the largest N that is not lower. The F1 at
-the best threshold is fitted on the held-out set itself, so it is reported but decides nothing.
-An admin's "Make selector" (version_promote) compares nothing. STEPWISE_AUTO_PROMOTE=if_better makes
-each retrain start an evaluation with promote_if_better (labeling.services.training.retraining).
+Comparing two evaluations and promoting a version: labeling.services.training.promotion.
 """
 import hashlib
 import time
@@ -40,8 +40,8 @@ from labeling.formats.training import annotation_steps
 from labeling.models import Annotation, Job, ModelVersion, Solution, Split, VerifierScore
 from labeling.services.jobs.dispatch import enqueue
 from labeling.services.jobs.rows import job_create, split
-from labeling.services.rounds.registry import selector_activate, selector_active
-from labeling.services.rounds.scoring import rounded_step_values
+from labeling.services.rounds.scoring import scores_write, scoring_max_length
+from labeling.services.data.solution_grading import solutions_grade_in_mode
 from labeling.services.data.training_exports import annotation_pages
 from labeling.errors import EvaluationError
 from workers import tasks
@@ -50,6 +50,7 @@ CHUNK = 500  # annotations read per round of queries
 FIXED_THRESHOLD = 0.5
 BEST_OF_N_RULES = ("prm", "last", "majority", "oracle")
 MAX_MAJORITY_SUBSETS = 20_000  # above this, majority vote is estimated by draws instead of enumerated
+UNSCORABLE = float("-inf")  # best-of-N rank of an unscorable candidate: below every score
 
 
 # --- the held-out set ---------------------------------------------------------------------------
@@ -142,8 +143,10 @@ def evaluate_version(*, version: ModelVersion, scorer, progress=None, batch_size
     caller stores it (evaluation_save).
     """
     batch_size = batch_size or settings.STEPWISE_SCORING_BATCH
-    max_length = max_length or settings.STEPWISE_SCORING_MAX_LENGTH
+    max_length = max_length or scoring_max_length(version=version)
     started = time.monotonic()
+    grading = settings.STEPWISE_SELECTION_GRADING  # the held-out answers are judged as rounds judge them
+    solutions_grade_in_mode(solutions=Solution.objects.filter(problem__split=Split.TEST), mode=grading)
     tracker = _Progress(progress, heldout_annotations().count() + heldout_candidates().count())
     digest = hashlib.sha256()
     steps = _score_trajectories(scorer, batch_size, max_length, tracker, digest)
@@ -160,11 +163,11 @@ def evaluate_version(*, version: ModelVersion, scorer, progress=None, batch_size
         "version": {"id": version.pk, "name": version.name},
         "evaluated_at": timezone.now().isoformat(),
         "seconds": round(time.monotonic() - started, 3),
-        "held_out": {"split": Split.TEST.value, "digest": digest.hexdigest()},
+        "held_out": {"split": Split.TEST.value, "digest": digest.hexdigest(), "grading": grading},
         "counts": {"annotations": steps["annotations"], "steps": len(steps["labels"]),
                    "steps_truncated": steps["truncated"], "first_error_solutions": len(steps["golds"]),
-                   "solutions": len(candidates["rows"]), "scores_written": candidates["written"],
-                   "scores_reused": candidates["reused"],
+                   "solutions": len(candidates["rows"]), "solutions_unscorable": candidates["unscorable"],
+                   "scores_written": candidates["written"], "scores_reused": candidates["reused"],
                    "best_of_n_problems": len({r["problem_id"] for r in candidates["rows"]}),
                    "problems": len(steps["problems"] | {r["problem_id"] for r in candidates["rows"]})},
         "step_auroc": evaluation.step_auroc(steps["scores"], steps["labels"]),
@@ -218,34 +221,29 @@ def _score_trajectories(scorer, batch_size, max_length, tracker, digest):
 
 
 def _score_candidates(version, scorer, batch_size, max_length, tracker, digest):
-    out = {"rows": [], "written": 0, "reused": 0}
+    out = {"rows": [], "written": 0, "reused": 0, "unscorable": 0}
     ids = list(heldout_candidates().order_by("id").values_list("id", flat=True))
     for part in split(ids, batch_size):
         stored = {sid: (score, steps) for sid, score, steps in VerifierScore.objects.filter(
             model_version=version, solution_id__in=part).values_list("solution_id", "score", "step_scores")}
         missing = [sid for sid in part if sid not in stored]
         if missing:
-            rows = list(Solution.objects.filter(id__in=missing).order_by("id").values_list("id", "problem__text",
-                                                                                           "steps"))
-            values = scorer.score([(text, steps) for _, text, steps in rows], batch_size=batch_size,
-                                  max_length=max_length)
-            new = []
-            for (sid, _, _), step_values in zip(rows, values):
-                score = scorer.solution_score(step_values)
-                new.append(VerifierScore(solution_id=sid, model_version=version, step_scores=rounded_step_values(step_values),
-                                         score=0.0 if score is None else float(score)))
-            with transaction.atomic():
-                VerifierScore.objects.bulk_create(new, ignore_conflicts=True)
+            new = scores_write(version_id=version.pk, solution_ids=missing, scorer=scorer, batch_size=batch_size,
+                               max_length=max_length)
             stored.update({s.solution_id: (s.score, s.step_scores) for s in new})
             out["written"] += len(new)
         out["reused"] += len(part) - len(missing)
         for sid, pid, answer, correct in Solution.objects.filter(id__in=part).order_by("id").values_list(
                 "id", "problem_id", "final_answer", "is_correct"):
             score, step_scores = stored[sid]
-            ok = [p for p in map(p_not_negative, step_scores or []) if p is not None]
             digest.update(f"s{sid}{correct:d};".encode())
+            if score is None:  # unscorable: the PRM's last choice, never ranked by its steps that fit
+                out["unscorable"] += 1
+                score_prm = score_last = UNSCORABLE
+            else:
+                score_prm, score_last = float(score), p_not_negative((step_scores or [None])[-1]) or 0.0
             out["rows"].append({"problem_id": pid, "answer": answer_key(answer), "is_correct": bool(correct),
-                                "score_prm": float(score), "score_last": ok[-1] if ok else 0.0})
+                                "score_prm": score_prm, "score_last": score_last})
         tracker.add(len(part), f"scored {len(out['rows'])} candidate solutions")
     return out
 
@@ -276,57 +274,4 @@ def evaluation_save(*, version: ModelVersion, metrics: dict) -> ModelVersion:
     version.metrics = {**(version.metrics or {}), "evaluation": metrics}
     version.save(update_fields=["metrics"])
     return version
-
-
-# --- promotion ----------------------------------------------------------------------------------
-
-def version_promote(*, version: ModelVersion, user=None) -> ModelVersion:
-    """Make `version` the active selector (an admin's decision: no comparison). Rounds started later use it."""
-    return selector_activate(version=version)
-
-
-def evaluation_better(new: dict, old: dict) -> bool:
-    """The rule of the module docstring, on two evaluations of one held-out set."""
-    f1_new, f1_old = new.get("processbench_f1"), old.get("processbench_f1")
-    if f1_new is None or (f1_old is not None and not f1_new > f1_old):
-        return False
-    bon_new, bon_old = (((e.get("best_of_n_max") or {}).get("prm")) for e in (new, old))
-    if bon_old is not None and (bon_new is None or bon_new < bon_old):
-        return False
-    return True
-
-
-def promotion_baseline(*, version: ModelVersion) -> ModelVersion | None:
-    """The active selector, when it must be evaluated before `version` can be compared with it: it has no
-    evaluation, or one of another held-out set (labels were added since). None when nothing is needed."""
-    active = selector_active()
-    new = (ModelVersion.objects.get(pk=version.pk).metrics or {}).get("evaluation")
-    if active is None or active.pk == version.pk or not new:
-        return None
-    old = (active.metrics or {}).get("evaluation")
-    return active if not old or old["held_out"]["digest"] != new["held_out"]["digest"] else None
-
-
-def promote_if_better(*, version: ModelVersion) -> bool:
-    """Make `version` the selector if it beats the active one on the same held-out set; True if it did.
-
-    With no active selector there is nothing to beat: an evaluated version is promoted. An active
-    selector without a comparable evaluation is never replaced blindly (the worker evaluates it first,
-    see promotion_baseline).
-    """
-    with transaction.atomic():
-        # Lock the PRM rows as selector_activate does, so the comparison and the switch see one selector.
-        list(ModelVersion.objects.select_for_update().filter(kind=ModelVersion.Kind.PRM).order_by("id")
-             .values_list("id", flat=True))
-        version = ModelVersion.objects.get(pk=version.pk)
-        new = (version.metrics or {}).get("evaluation")
-        active = selector_active()
-        if not new or version.kind != ModelVersion.Kind.PRM or (active is not None and active.pk == version.pk):
-            return False
-        if active is not None:
-            old = (active.metrics or {}).get("evaluation")
-            if not old or old["held_out"]["digest"] != new["held_out"]["digest"] or not evaluation_better(new, old):
-                return False
-        selector_activate(version=version)
-        return True
 

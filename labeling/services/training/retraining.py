@@ -57,7 +57,7 @@ class RetrainParameters:
     epochs: int = 1
     batch_size: int = 4
     grad_accum: int = 1
-    max_length: int = 512
+    max_length: int = field(default_factory=lambda: settings.STEPWISE_MAX_LENGTH)  # scoring's too
     seed: int = 0
     neutral: str = "class"
     rounds: tuple[int, ...] | None = None
@@ -248,7 +248,8 @@ def retrain_register(*, job_id: int, out_dir: str, result: dict) -> ModelVersion
                   f"batch={params['batch_size']}x{params['grad_accum']}, max_length={params['max_length']}, "
                   f"seed={params['seed']}; retrain job {job.pk}"),
         metrics=metrics,
-        config={"architecture": "step_head", "step_separator": params["step_separator"], "score_how": "product"})
+        config={"architecture": "step_head", "step_separator": params["step_separator"], "score_how": "product",
+                "max_length": params["max_length"]})
     Job.objects.filter(pk=job.pk).update(model_version=version)
     promotion = _promotion(version=version, policy=params["promote"], user=job.requested_by)
     if not job_finish(job_id=job.pk, result={**metrics, "model_version": {"id": version.pk, "name": version.name},
