@@ -76,12 +76,23 @@ test-sqlite:
 # Round 0 runs beside the server: it trains the implicit-PRM selector on SmolLM2 from the demo's graded
 # solutions, scores them all and queues the most convincing wrong ones; annotators can work meanwhile, and
 # the admin's Rounds page shows its progress bar. A later `make demo` finds the round and starts no other.
+# DEBUG is off unless set; the demo (and only it) turns it on: runserver serves the static files, and load_demo
+# creates its logins with published passwords.
+demo: export DEBUG := 1
 demo: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py load_demo
 	@$(PY) manage.py start_round --only-first --sync --per-problem 2 --wrong-fraction 0.8 --name "demo round 0" & \
 	  round=$$!; trap 'kill $$round 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver --noreload $(HOST):$(PORT)
+
+# Production-like: the static files (KaTeX included) gzipped into staticfiles/, then gunicorn, the default worker and
+# one GPU worker (Procfile) under honcho, against DATABASE_URL and CELERY_BROKER_URL (migrate once beforehand).
+serve: install
+	@if [ -z "$$DATABASE_URL" ] || [ -z "$$CELERY_BROKER_URL" ]; then \
+	  echo "make serve needs DATABASE_URL and CELERY_BROKER_URL (see README: Running in production)"; exit 1; fi
+	$(PY) manage.py collectstatic --noinput -v0
+	HOST=$(HOST) $(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
 bench: install services
 	-DATABASE_URL=$(PG_URL) $(PY) bench/import_export.py

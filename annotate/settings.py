@@ -3,7 +3,9 @@
 Defaults run locally in the explicit *embedded* mode: SQLite, Celery tasks executed
 in-process. Setting CELERY_BROKER_URL switches to real workers; DATABASE_URL to Postgres.
 """
+import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -34,11 +36,23 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
 
 
-DEBUG = env_bool("DEBUG", True)
+def env_rate(name, default):
+    """A DRF throttle rate ("20/minute"), or None for "off"."""
+    raw = os.environ.get(name) or default
+    if raw.strip().lower() in ("off", "none"):
+        return None
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", raw.strip()):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a rate like 20/minute (or off)")
+    return raw.strip()
+
+
+# Off unless asked for (`make demo` sets DEBUG=1): debug pages list URLs and settings to anyone.
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (e.g. SECRET_KEY=$(python -c "
+                                   "'import secrets; print(secrets.token_urlsafe(50))'), or DEBUG=1 to develop)")
     SECRET_KEY = "stepwise-insecure-development-key"
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
@@ -53,17 +67,22 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "csp",
     "labeling",
+    "axes",  # lockout after repeated failed logins (web login, admin, API token)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its 429 page
 ]
 
 ROOT_URLCONF = "annotate.urls"
@@ -101,7 +120,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = []
+# --- Accounts ---------------------------------------------------------------------------------------
+# Enforced by create_annotator (labeling.services.annotation.accounts) and the admin's password forms.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": env_int("STEPWISE_PASSWORD_MIN_LENGTH", 10)}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out client before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Lock out a username from one address after this many failed logins (web, admin or API token) in a row,
+# until AXES_COOLOFF_MINUTES pass without a try; a success resets the count. Attempts live in the database.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "labeling.api.authentication.client_ip"  # the address the DRF throttles count
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME <= dt.timedelta(0):
+    raise ImproperlyConfigured("AXES_FAILURE_LIMIT and AXES_COOLOFF_MINUTES must be positive")
+# API tokens older than this are refused (401); a password change or a logout deletes them at once.
+STEPWISE_TOKEN_HOURS = env_int("STEPWISE_TOKEN_HOURS", 24)
+if STEPWISE_TOKEN_HOURS < 1:
+    raise ImproperlyConfigured(f"STEPWISE_TOKEN_HOURS={STEPWISE_TOKEN_HOURS} must be at least 1")
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -112,7 +154,15 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `collectstatic` writes here (an ignored folder); whitenoise serves it, gzipped, from the web process.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+# No manifest: names stay as written, so pages render before (and without) a collectstatic, as in the tests.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Served at the site's root by whitenoise: /favicon.ico, which every browser asks for, admin pages included.
+WHITENOISE_ROOT = BASE_DIR / "labeling" / "static" / "labeling" / "root"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 EXPORT_DIR = MEDIA_ROOT / "exports"
 
@@ -148,6 +198,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labeling.api.errors.exception_handler",
+    # Requests per client: "anon" per address, "user" per login, "auth-token" per address on /api/auth/token/.
+    # Counted in the cache (per process unless CACHES points at a shared one); "off" disables a rate.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle",
+                                 "rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"anon": env_rate("STEPWISE_API_ANON_RATE", "60/minute"),
+                               "user": env_rate("STEPWISE_API_RATE", "1200/minute"),
+                               "auth-token": env_rate("STEPWISE_TOKEN_RATE", "20/minute")},
+    # Behind a reverse proxy: how many proxies append to X-Forwarded-For (0: the client is REMOTE_ADDR).
+    "NUM_PROXIES": env_int("STEPWISE_PROXY_COUNT", 0),
 }
 SPECTACULAR_SETTINGS = {"TITLE": "Stepwise API", "VERSION": "1", "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"]}
 
@@ -217,6 +276,34 @@ if STEPWISE_AUTO_PROMOTE not in ("manual", "if_better"):
 
 # Browser assets installed from the npm registry by the Makefile (ignored folder, never committed).
 STATICFILES_DIRS = [("katex", BASE_DIR / "node_modules" / "katex" / "dist")]
+
+# --- Security: HTTPS, headers, CSP, error reports (README: "Running in production") ---------------
+# STEPWISE_HTTPS=1: the site is reached over HTTPS only (usually a TLS proxy in front): http is redirected,
+# cookies are sent over HTTPS only and browsers are told to keep to HTTPS (HSTS) for STEPWISE_HSTS_SECONDS.
+STEPWISE_HTTPS = env_bool("STEPWISE_HTTPS", False)
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = STEPWISE_HTTPS
+SECURE_HSTS_SECONDS = env_int("STEPWISE_HSTS_SECONDS", 365 * 24 * 3600) if STEPWISE_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+# Behind a proxy that terminates TLS: the header it sets to "https", e.g. X-Forwarded-Proto. Only when the
+# proxy always overwrites that header; a client could otherwise claim https.
+_proxy_ssl_header = os.environ.get("STEPWISE_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    if not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
+        raise ImproperlyConfigured(f"STEPWISE_PROXY_SSL_HEADER={_proxy_ssl_header!r} is not a header name "
+                                   "(e.g. X-Forwarded-Proto)")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Every script, style, font and image is the app's own static file: no inline code, no other origin.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Error reports (debug pages, mails to ADMINS) also hide passwords inside URLs such as CELERY_BROKER_URL.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "annotate.error_reports.SecretsFilter"
 
 LOGGING = {
     "version": 1,

@@ -47,6 +47,7 @@ def django_setup():
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "annotate.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")  # DEBUG is off: settings require one
     import django
     django.setup()
 

@@ -41,6 +41,8 @@ def chromium():
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--window-size=1200,1000", f"--user-data-dir={profile}"):
         options.add_argument(arg)
+    # The console (errors, CSP violations) can be read with driver.get_log("browser").
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     # Any alert() would block the page; record them instead so a test can assert there were none.
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (

@@ -23,6 +23,14 @@ def _database_is_the_one_asked_for(django_db_blocker):
         assert connection.vendor == wanted, f"tests asked for {wanted} but run on {connection.vendor}"
 
 
+@pytest.fixture(autouse=True)
+def _throttles_start_afresh():
+    """DRF throttles count requests in the cache, which outlives a test's transaction: each test starts at 0
+    (django-axes keeps its failures in the database, rolled back with the test)."""
+    from django.core.cache import cache
+    cache.clear()
+
+
 @pytest.fixture
 def shared_data():
     if not SHARED_DATA.is_dir():
@@ -48,7 +56,13 @@ def alice(db, django_user_model):
 def bob(db, django_user_model):
     """An annotator."""
     from labeling.services.annotation.accounts import annotator_create
-    return annotator_create(username="bob", password="bob-pw").user
+    return annotator_create(username="bob", password="bob-pw-long-enough").user
+
+
+@pytest.fixture
+def carol(db, django_user_model):
+    """Staff without permissions: she may log in to the admin and is refused everything in it and ours."""
+    return django_user_model.objects.create_user("carol", password="carol-pw", is_staff=True)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ _serial = itertools.count(1)
 
 
 def annotator(username):
-    return annotator_create(username=username, password=f"{username}-pw")
+    return annotator_create(username=username, password=f"{username}-pw-long-enough")
 
 
 def solution(n_steps, problem=None):

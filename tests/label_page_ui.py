@@ -35,7 +35,7 @@ def ready(annotator_user):
 
 
 def open_page(browser, live_server, By):
-    log_in(browser, live_server.url, "bob", "bob-pw")
+    log_in(browser, live_server.url, "bob", "bob-pw-long-enough")
     wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#steps li.step") or
                not d.find_element(By.ID, "empty").get_attribute("hidden"), message="the page loaded no task")
 

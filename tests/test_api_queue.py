@@ -24,7 +24,7 @@ def task(settings):
 
 def test_it_gives_a_token_for_a_username_and_password(bob, task):
     client = APIClient()
-    response = client.post("/api/auth/token/", {"username": "bob", "password": "bob-pw"}, format="json")
+    response = client.post("/api/auth/token/", {"username": "bob", "password": "bob-pw-long-enough"}, format="json")
     assert response.status_code == 200
     client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
     assert client.post("/api/queue/next/").status_code == 200
@@ -199,5 +199,5 @@ def test_an_admin_sees_the_queue_and_the_schema(alice, task):
 
 def test_an_admin_who_is_also_an_annotator_can_label(task):
     from labeling.services.annotation.accounts import annotator_create
-    admin = annotator_create(username="dora", password="x", admin=True).user
+    admin = annotator_create(username="dora", password="dora-pw-long-enough", admin=True).user
     assert api_as(admin).post("/api/queue/next/").status_code == 200

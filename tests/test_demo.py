@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.django_db
-def test_it_loads_the_demo_and_prints_the_logins(client):
+def test_it_loads_the_demo_and_prints_the_logins(client, settings):
+    settings.DEBUG = True  # as `make demo` runs it; outside DEBUG it refuses (tests/test_safe_defaults.py)
     out = io.StringIO()
     call_command("load_demo", stdout=out)
     assert Problem.objects.count() == 40 and Solution.objects.count() == 160
@@ -30,8 +31,9 @@ def test_it_loads_the_demo_and_prints_the_logins(client):
     assert Task.objects.count() == 160
     call_command("load_demo", stdout=io.StringIO())
     assert Problem.objects.count() == 40 and Solution.objects.count() == 160 and Task.objects.count() == 160
-    assert client.login(username="annotator", password="stepwise-annotator")
-    assert client.login(username="admin", password="stepwise-admin")
+    # through the login page: django-axes needs the request that client.login() would not pass
+    for username, password in (("annotator", "stepwise-annotator"), ("admin", "stepwise-admin")):
+        assert client.post("/login/", {"username": username, "password": password}).status_code == 302
 
 
 def test_demo_solutions_follow_the_answer_convention():
@@ -48,7 +50,7 @@ def free_port():
 
 
 def test_the_demo_server_serves_the_login_page(tmp_path):
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}", DEBUG="1")
     env.pop("CELERY_BROKER_URL", None)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     port = free_port()

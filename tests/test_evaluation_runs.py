@@ -166,6 +166,8 @@ def test_make_selector_switches_the_selector_atomically(db):
 
 def test_make_selector_records_the_admin_who_clicked(alice):
     version = prm("new")
+    # a person's switch needs an evaluation (or a force): labeling.services.rounds.registry.selector_unready
+    ModelVersion.objects.filter(pk=version.pk).update(metrics={"evaluation": evaluation(0.5, 0.5)})
     version_promote(version=version, user=alice)
     version.refresh_from_db()
     assert version.is_active_selector and version.activated_by == alice

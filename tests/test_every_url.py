@@ -11,6 +11,7 @@ EXPECTED = {
     "login/": ("get", {200}, {200}, {200}),
     "logout/": ("post", {302}, {302}, {302}),
     "api/auth/token/": ("post", {400}, {400}, {400}),  # open by design: it is how a client logs in
+    "api/auth/logout/": ("post", {401, 403}, {204}, {204}),  # ends the session too: logged in again below
     "api/queue/": ("get", {401, 403}, {403}, {200}),
     "api/queue/next/": ("post", {401, 403}, {204}, {403}),  # an admin without an annotator profile labels nothing
     # Nobody reaches an assignment that is not theirs; an empty submit body may be refused first (400).
@@ -25,7 +26,7 @@ EXPECTED = {
     "": ("get", {302}, {200}, {200}),
     "label/": ("get", {302}, {200}, {200}),
     "label/<int:assignment_id>/": ("get", {302}, {404}, {404}),
-    "exports/<int:export_id>/download/": ("get", {302}, {302}, {200}),
+    "exports/<int:export_id>/download/": ("get", {302}, {403}, {200}),
     "rounds/": ("get", {302}, {403}, {200}),
     # version 999999 does not exist; retraining answers 404 where its module is not installed
     "rounds/models/<int:version_id>/evaluate/": ("post", {302}, {403}, {404}),
@@ -75,5 +76,5 @@ def test_every_route_for_every_role(client, who, alice, bob, export):
         assert response.status_code in spec[column], f"{who} {method.upper()} {url}: {response.status_code}"
         if who == "anonymous" and response.status_code == 302:
             assert "/login/" in response.url, url
-        if who != "anonymous" and route == "logout/":
+        if who != "anonymous" and route in ("logout/", "api/auth/logout/"):
             client.force_login(bob if who == "annotator" else alice)

@@ -175,7 +175,7 @@ def test_it_guards_the_page(client, bob, django_user_model):
     assert client.get("/label/").url.startswith("/login/")
     carol = django_user_model.objects.create_user("carol", password="carol-pw")
     from labeling.services.annotation.accounts import annotator_create
-    other = annotator_create(username="dave", password="dave-pw")
+    other = annotator_create(username="dave", password="dave-pw-long-enough")
     task = make_task()
     from django.utils import timezone
     theirs = Assignment.objects.create(task=task, annotator=other, leased_at=timezone.now(),

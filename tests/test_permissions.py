@@ -1,4 +1,4 @@
-"""Every URL, for anonymous, annotator and admin."""
+"""Every URL, for anonymous, annotator, staff without permissions and admin."""
 import pytest
 from django.urls import reverse
 
@@ -34,9 +34,19 @@ def test_annotator_sees_no_admin_and_no_exports(client, bob, done_export):
     client.force_login(bob)
     home = client.get("/")
     assert home.status_code == 200 and b"No labeling tasks" in home.content and b"Exports" not in home.content
-    for url in admin_urls() + [reverse("export-download", args=[done_export.id])]:
+    for url in admin_urls():
         response = client.get(url)
         assert response.status_code == 302 and "login" in response.url, url
+    assert client.get(reverse("export-download", args=[done_export.id])).status_code == 403
+
+
+@pytest.mark.django_db
+def test_staff_without_permissions_gets_nothing(client, carol, done_export):
+    """Every admin surface asks the Django admin's model permission (the full matrix: test_permission_matrix)."""
+    client.force_login(carol)
+    for url in admin_urls()[1:] + [reverse("export-download", args=[done_export.id]), "/dashboard/", "/rounds/"]:
+        assert client.get(url).status_code == 403, url
+    assert client.get("/admin/").status_code == 200  # she may log in to the admin, where she sees nothing
 
 
 @pytest.mark.django_db
@@ -51,7 +61,7 @@ def test_admin_reaches_every_page(client, alice, done_export):
 
 @pytest.mark.django_db
 def test_login_and_logout(client, bob):
-    response = client.post("/login/", {"username": "bob", "password": "bob-pw"})
+    response = client.post("/login/", {"username": "bob", "password": "bob-pw-long-enough"})
     assert response.status_code == 302
     assert client.get("/").status_code == 200
     assert client.post("/logout/").status_code == 302

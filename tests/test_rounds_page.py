@@ -148,6 +148,21 @@ def test_make_selector_switches_the_selector(client, alice, history):
     assert client.get(f"/rounds/models/{history['v3'].pk}/make-selector/").status_code == 405  # POST only
 
 
+def test_a_never_evaluated_version_is_made_the_selector_only_when_forced(client, alice, history):
+    manual = ModelVersion.objects.get(name="v4-manual")
+    client.force_login(alice)
+    row = client.get("/rounds/").content.decode().split(f'id="version-{manual.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert '<input type="hidden" name="force" value="1">' in row and "Make selector anyway" in row
+    response = client.post(f"/rounds/models/{manual.pk}/make-selector/", follow=True)
+    assert "v4-manual is not made the selector: it was never evaluated" in response.content.decode()
+    assert selector_active() == history["v1"]
+    response = client.post(f"/rounds/models/{manual.pk}/make-selector/", {"force": "1"}, follow=True)
+    manual.refresh_from_db()
+    assert selector_active() == manual and manual.activated_by == alice
+    assert manual.activation_note == "forced by alice: not evaluated"
+    assert "forced by alice: not evaluated" in response.content.decode()
+
+
 def test_evaluate_without_held_out_data_says_why(client, alice, history):
     client.force_login(alice)
     response = client.post(f"/rounds/models/{history['v2'].pk}/evaluate/", follow=True)
@@ -193,7 +208,8 @@ def test_the_evaluate_button_runs_an_evaluation_job(client, alice, db, tiny_prm_
     assert version.metrics["evaluation"]["counts"]["solutions"] == 2
     html = client.get("/rounds/").content.decode()
     assert f"job {job.pk} done" in html
-    assert 'class="make-selector"' in html  # evaluated, not the selector: it can be made one
+    row = html.split(f'id="version-{version.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert '<button type="submit" class="make-selector">Make selector</button>' in row  # evaluated: no force
 
 
 def yield_rounds(history):

@@ -9,6 +9,7 @@ implicit PRM, each round trains a fresh one first.
 import pytest
 
 from labeling.core.selection import select_random_wrong, wrong_slots
+from labeling.errors import RegistryError
 from labeling.models import Job, ModelVersion, Problem, Round, RoundSelection, Solution, VerifierScore
 from labeling.services.rounds.registry import selector_activate, selector_active
 from labeling.services.rounds.stages import RoundParameters, round_start
@@ -148,8 +149,10 @@ def test_it_validates_on_other_problems_and_does_not_activate_a_chance_level_sel
     assert "does not beat chance" in page and "Make selector anyway" in page
     assert "not activated: wrong answers picked at random" in page
 
-    # an admin activates it anyway: the click is recorded with who and why
+    # a plain "Make selector" is refused; the admin activates it anyway: the click is recorded with who and why
     response = client.post(f"/rounds/models/{version.pk}/make-selector/", follow=True)
+    assert "does not beat chance; evaluate it first" in response.content.decode() and selector_active() is None
+    response = client.post(f"/rounds/models/{version.pk}/make-selector/", {"force": "1"}, follow=True)
     assert response.redirect_chain == [("/rounds/", 302)]
     version.refresh_from_db()
     assert selector_active() == version and version.activated_by == alice
@@ -218,14 +221,34 @@ def test_no_retraining_when_turned_off_or_when_a_prm_trained_on_labels_beats_it(
 
 
 @pytest.mark.django_db
-def test_activation_notes_say_who_and_why(django_user_model):
+def test_activation_notes_say_who_and_why(carol):
     version = ModelVersion.objects.create(name="v", kind="prm", path="p", config={"architecture": "implicit",
                                                                                   "reference": "r"})
     validation_save(version=version, figures=validation_figures(scores=[0.9] * 5 + [0.1] * 5,
                                                                 outcomes=[True] * 5 + [False] * 5, problem_ids=[1]))
     assert selector_activate(version=version).activation_note == "validated automatically: AUROC 1.00 [1.00, 1.00]"
-    carol = django_user_model.objects.create_user("carol", is_staff=True)
     noted = selector_activate(version=version, user=carol)
     assert noted.activated_by == carol and noted.activation_note == "validated: AUROC 1.00 [1.00, 1.00]; activated by carol"
     plain = ModelVersion.objects.create(name="w", kind="prm", path="p", config={"architecture": "step_head"})
-    assert selector_activate(version=plain, user=carol).activation_note == "activated by carol: not evaluated"
+    with pytest.raises(RegistryError, match="w is not made the selector: it was never evaluated"):
+        selector_activate(version=plain, user=carol)
+    assert selector_active() == version
+    assert selector_activate(version=plain, user=carol, force=True).activation_note == "forced by carol: not evaluated"
+    evaluated = ModelVersion.objects.create(name="e", kind="prm", path="p", config={"architecture": "step_head"},
+                                            metrics={"evaluation": {"processbench_f1": 0.25}})
+    assert selector_activate(version=evaluated, user=carol).activation_note == (
+        "activated by carol: held-out ProcessBench F1 0.250")
+
+
+@pytest.mark.django_db
+def test_a_person_cannot_make_a_chance_level_version_the_selector_unless_forced(alice):
+    failed = ModelVersion.objects.create(name="f", kind="prm", path="p", config={"architecture": "step_head"},
+                                         metrics={"evaluation": {"processbench_f1": 0.9}})
+    validation_save(version=failed, figures=validation_figures(scores=[0.5] * 4, outcomes=[True, False] * 2,
+                                                               problem_ids=[1]))
+    with pytest.raises(RegistryError, match=r"its validation \(AUROC 0.50 \[0.50, 0.50\]\) does not beat chance"):
+        selector_activate(version=failed, user=alice)  # a good evaluation does not outweigh a failed validation
+    assert selector_active() is None
+    forced = selector_activate(version=failed, user=alice, force=True)
+    assert forced.is_active_selector and forced.activated_by == alice
+    assert forced.activation_note == "forced by alice: validation AUROC 0.50 [0.50, 0.50] did not beat chance"

@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 
 from labeling import models
 from labeling.services.quality.gold import annotators_clear
+from labeling.views.access import allowed
 
 
 @admin.register(models.Annotator)
@@ -16,7 +17,10 @@ class AnnotatorAdmin(admin.ModelAdmin):
                        "qc_score")
     actions = ["clear_for_round_tasks"]
 
-    @admin.action(description="Clear for round tasks (overrides a failed screening)")
+    def has_clear_annotator_permission(self, request):
+        return allowed(request.user, "clear_annotator")
+
+    @admin.action(description="Clear for round tasks (overrides a failed screening)", permissions=["clear_annotator"])
     def clear_for_round_tasks(self, request, queryset):
         cleared = annotators_clear(annotators=queryset)
         messages.success(request, f"{cleared} annotator(s) cleared for round tasks.")

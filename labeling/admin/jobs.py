@@ -17,6 +17,7 @@ from labeling.services.jobs.rows import job_fail
 from labeling.services.rounds.registry import selector_active
 from labeling.services.rounds.stages import round_fail
 from labeling.services.training.retraining import NEUTRAL, PROMOTE, RetrainParameters, retrain_start
+from labeling.views.access import allowed, check
 
 
 class RetrainForm(forms.Form):
@@ -69,7 +70,10 @@ class JobAdmin(admin.ModelAdmin):
     def short_error(self, obj):
         return obj.error[:80]
 
-    @admin.action(description="Stop the selected jobs (mark failed; their rounds fail)")
+    def has_stop_job_permission(self, request):
+        return allowed(request.user, "stop_job")
+
+    @admin.action(description="Stop the selected jobs (mark failed; their rounds fail)", permissions=["stop_job"])
     def stop_jobs(self, request, queryset):
         stopped = 0
         for job in queryset:
@@ -84,9 +88,7 @@ class JobAdmin(admin.ModelAdmin):
             super().get_urls()
 
     def retrain_view(self, request):
-        if not request.user.is_superuser:
-            messages.error(request, "only admins can retrain the PRM")
-            return redirect("admin:labeling_job_changelist")
+        check(request.user, "retrain")  # as the rounds page's "Retrain now"
         form = RetrainForm(request.POST or None, initial={"promote": settings.STEPWISE_AUTO_PROMOTE})
         if request.method == "POST" and form.is_valid():
             try:

@@ -12,6 +12,7 @@ from labeling.admin.round_facts import facts_table, parameter_rows, selector_row
 from labeling.errors import InvalidInput
 from labeling.services.jobs.dispatch import in_background
 from labeling.services.rounds.stages import RoundParameters, round_start
+from labeling.views.access import check
 
 
 class StartRoundForm(forms.Form):
@@ -84,9 +85,7 @@ class RoundAdmin(admin.ModelAdmin):
         return False  # rounds are started (below), not typed in
 
     def start_view(self, request):
-        if not request.user.is_superuser and not request.user.has_perm("labeling.change_round"):
-            messages.error(request, "only admins can start rounds")
-            return redirect("admin:labeling_round_changelist")
+        check(request.user, "round_start")
         form = StartRoundForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from labeling import models
 from labeling.errors import RegistryError
 from labeling.services.rounds.registry import selector_activate, selector_validated, validation_text
+from labeling.views.access import allowed
 
 
 @admin.register(models.ModelVersion)
@@ -13,7 +14,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ("kind", "is_active_selector")
     search_fields = ("name", "path", "base_model")
     readonly_fields = ("is_active_selector", "activated", "activated_by", "activation_note", "created")
-    actions = ["make_selector"]
+    actions = ["make_selector", "make_selector_anyway"]
 
     @admin.display(description="architecture")
     def architecture(self, obj):
@@ -25,13 +26,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return "-"
         return f"{validation_text(obj)}{'' if selector_validated(obj) else ', does not beat chance'}"
 
-    @admin.action(description="Make the active selector (recorded with your name)")
+    @admin.action(description="Make the active selector (recorded with your name)", permissions=["make_selector"])
     def make_selector(self, request, queryset):
+        self._activate(request, queryset, force=False)
+
+    @admin.action(description="Make the active selector anyway: no evaluation or a failed validation (forced, "
+                              "recorded with your name)", permissions=["make_selector"])
+    def make_selector_anyway(self, request, queryset):
+        self._activate(request, queryset, force=True)
+
+    def has_make_selector_permission(self, request):
+        return allowed(request.user, "make_selector")  # as the rounds page's button
+
+    def _activate(self, request, queryset, *, force):
         if queryset.count() != 1:
             messages.error(request, "choose exactly one model version")
             return
         try:
-            version = selector_activate(version=queryset.get(), user=request.user)
+            version = selector_activate(version=queryset.get(), user=request.user, force=force)
         except RegistryError as exc:
             messages.error(request, str(exc))
             return

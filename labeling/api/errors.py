@@ -34,6 +34,14 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
+class LockedOut(exceptions.Throttled):
+    """Too many failed logins for this username from this address (django-axes): 429 with Retry-After, as JSON,
+    until the cool-off (AXES_COOLOFF_TIME) has passed without another try."""
+
+    default_detail = "Too many failed logins for this username from this address."
+    default_code = "locked_out"
+
+
 def body(errors):
     errors = [{"field": None if field is None else _printable(field), "message": _printable(message)}
               for field, message in errors] or [{"field": None, "message": "invalid request"}]

@@ -1,15 +1,16 @@
-"""Admin-only round endpoints: a round's progress and its selection."""
+"""Admin-only round endpoints: a round's progress and its selection (view_round, as the rounds page)."""
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, permissions
+from rest_framework import exceptions
 from rest_framework.response import Response
 
 from labeling.api.views import ApiView
 from labeling.models import Round
 from labeling.services.rounds.stages import round_progress, selection_rows
+from labeling.views.access import api_permission
 
 
 class RoundApiView(ApiView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [api_permission("round_api")]
 
     def round(self, number):
         round_ = Round.objects.select_related("selector").filter(number=number).first()

@@ -5,6 +5,7 @@ from labeling.api.errors import not_found
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    path("auth/logout/", views.LogoutView.as_view(), name="api-logout"),
     path("queue/", views.QueueSummaryView.as_view(), name="api-queue"),
     path("queue/next/", views.QueueNextView.as_view(), name="api-queue-next"),
     path("assignments/<int:assignment_id>/", views.AssignmentView.as_view(), name="api-assignment"),

@@ -1,33 +1,26 @@
 """The labeling API: thin views that parse, call one service, render. Errors: labeling.api.errors."""
+from axes.helpers import get_cool_off
+from django.contrib.auth import logout
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.renderers import (OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer,
                                         OpenApiYamlRenderer2)
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions, permissions, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling.api import serializers as s
-from labeling.api.errors import JSONBodyParser
-from labeling.services.annotation import queue
+from labeling.api.authentication import ExpiringTokenAuthentication
+from labeling.api.errors import JSONBodyParser, LockedOut
+from labeling.services.annotation import accounts, queue
 from labeling.services.annotation.checks import DRAFT_MAX_BYTES
 from labeling.services.annotation.submission import annotation_submit
-
-
-class TokenAuth(TokenAuthentication):
-    """DRF's token check, loading the annotator with the user: one query per request, not two."""
-
-    def authenticate_credentials(self, key):
-        token = Token.objects.select_related("user", "user__annotator").filter(key=key).first()
-        if token is None:
-            raise exceptions.AuthenticationFailed("Invalid token.")
-        if not token.user.is_active:
-            raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        return token.user, token
+from labeling.views.access import api_permission
 
 
 class IsAnnotator(permissions.BasePermission):
@@ -39,7 +32,7 @@ class IsAnnotator(permissions.BasePermission):
 
 class ApiView(APIView):
     # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`.
-    authentication_classes = [TokenAuth, SessionAuthentication]
+    authentication_classes = [ExpiringTokenAuthentication, SessionAuthentication]
     permission_classes = [permissions.IsAuthenticated]
     parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
@@ -53,16 +46,49 @@ class AnnotatorView(ApiView):
         return self.request.user.annotator
 
 
-class TokenView(ObtainAuthToken):
-    """POST {"username", "password"} -> {"token"}; then send `Authorization: Token <key>`."""
+class TokenView(APIView):
+    """POST {"username", "password"} -> {"token"}; then send `Authorization: Token <key>`. Throttled per address
+    ("auth-token" rate); failures count towards django-axes' lockout of this username from this address."""
 
     authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth-token"
     parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
 
     @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer}, auth=[])
-    def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+    def post(self, request):
+        # DRF's serializer calls authenticate(request=request, ...): the axes backend refuses a locked-out
+        # client there and its failure handler counts the miss (flags stay on this DRF request).
+        form = AuthTokenSerializer(data=request.data, context={"request": request})
+        try:
+            form.is_valid(raise_exception=True)
+        except exceptions.ValidationError:
+            if getattr(request, "axes_locked_out", False):
+                raise LockedOut(wait=axes_cool_off_seconds(request)) from None
+            raise
+        user = form.validated_data["user"]
+        # A token is a login: last_login is set and axes forgets this client's earlier misses.
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
+        return Response({"token": accounts.token_issue(user=user).key})
+
+
+def axes_cool_off_seconds(request):
+    cool_off = get_cool_off(request)
+    return None if cool_off is None else cool_off.total_seconds()
+
+
+class LogoutView(ApiView):
+    """Deletes the caller's token (every client of this login must ask for a new one) and ends a browser
+    session if that is how the call came."""
+
+    @extend_schema(request=None, responses={204: OpenApiResponse(description="token deleted")})
+    def post(self, request):
+        accounts.tokens_revoke(user=request.user)
+        if request.auth is None:
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class QueueNextView(AnnotatorView):
@@ -103,9 +129,9 @@ class SubmitView(AnnotatorView):
 
 
 class QueueSummaryView(ApiView):
-    """Admins only: how full the queue is."""
+    """Admins only (view_task): how full the queue is."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [api_permission("queue_summary")]
 
     @extend_schema(responses={200: {"type": "object"}})
     def get(self, request):

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from labeling.models import Round
 from labeling.queries import quality
-from labeling.views.access import admin_required
+from labeling.views.access import requires
 
 
 class DashboardFilter(forms.Form):
@@ -17,7 +17,7 @@ class DashboardFilter(forms.Form):
     round = forms.IntegerField(required=False)
 
 
-@admin_required
+@requires("dashboard")
 def dashboard(request):
     form = DashboardFilter(request.GET)
     if not form.is_valid():

@@ -2,14 +2,14 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 
 from labeling.models import Export
+from labeling.views.access import requires
 
 
-@staff_member_required
+@requires("export_download")
 def export_download(request, export_id):
     export = get_object_or_404(Export, id=export_id, status=Export.Status.DONE)
     path = Path(settings.EXPORT_DIR) / export.file

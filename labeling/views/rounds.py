@@ -14,10 +14,10 @@ from labeling.services.jobs.dispatch import in_background
 from labeling.services.rounds.registry import selector_activate
 from labeling.services.training.evaluation import evaluation_start
 from labeling.services.training.retraining import RetrainParameters, retrain_start
-from labeling.views.access import admin_required
+from labeling.views.access import requires
 
 
-@admin_required
+@requires("rounds")
 def rounds(request):
     return render(request, "labeling/rounds.html", round_queries.rounds_page())
 
@@ -38,30 +38,33 @@ def _button(request, start, *, refused, success, failure="{}"):
     return redirect("rounds")
 
 
-def _version_button(start, *, refused, success):
-    """The view of a button on one PRM version: `start(version=, user=)`, then `success(version, result)`."""
+def _version_button(surface, start, *, refused, success):
+    """The view of a button on one PRM version: `start(version, request)`, then `success(version, result)`."""
     @require_POST
-    @admin_required
+    @requires(surface)
     def view(request, version_id):
         version = _prm(version_id)
-        return _button(request, lambda: start(version=version, user=request.user), refused=refused,
+        return _button(request, lambda: start(version, request), refused=refused,
                        success=lambda started: success(version, started))
     return view
 
 
 version_evaluate = _version_button(
-    evaluation_start, refused=EvaluationError,
-    success=lambda version, job: f"evaluation job {job.pk} of {version.name} started")
-# The click is recorded on the version (activated_by, activation_note), forced or not: an admin may
-# activate a selector that did not beat chance on validation, and the page then says so.
+    "evaluate", lambda version, request: evaluation_start(version=version, user=request.user),
+    refused=EvaluationError, success=lambda version, job: f"evaluation job {job.pk} of {version.name} started")
+# A version without an evaluation or a validation that beats chance is refused unless the admin ticks
+# "Make selector anyway" (POST force); the click is recorded on the version (activated_by, activation_note).
 version_make_selector = _version_button(
-    selector_activate, refused=RegistryError,
+    "make_selector",
+    lambda version, request: selector_activate(version=version, user=request.user,
+                                               force=request.POST.get("force") in ("1", "on", "true")),
+    refused=RegistryError,
     success=lambda version, active: f"{version.name} is now the selector ({active.activation_note}); "
                                     "rounds started from now on use it")
 
 
 @require_POST
-@admin_required
+@requires("retrain")
 def retrain_now(request):
     return _button(request, lambda: retrain_start(params=RetrainParameters(), user=request.user),
                    refused=(ValueError, QueueError), success=lambda job: f"retraining job {job.pk} started",

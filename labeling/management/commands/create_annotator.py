@@ -4,7 +4,7 @@ from labeling.services.annotation.accounts import annotator_create
 
 
 class Command(BaseCommand):
-    help = "Create an annotator login (or an admin with --admin)."
+    help = "Create an annotator login (or an admin with --admin); the password must pass AUTH_PASSWORD_VALIDATORS."
 
     def add_arguments(self, parser):
         parser.add_argument("username")

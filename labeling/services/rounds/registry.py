@@ -39,9 +39,15 @@ def selector_active() -> ModelVersion | None:
 
 
 @transaction.atomic
-def selector_activate(*, version: ModelVersion, user=None, note: str | None = None) -> ModelVersion:
+def selector_activate(*, version: ModelVersion, user=None, note: str | None = None,
+                      force: bool = False) -> ModelVersion:
     """Make `version` the one active selector, atomically, recording who (`user`, None when automatic)
     and why (`note`; by default `activation_note` says what its validation showed).
+
+    A person's switch (`user` given) is refused with RegistryError unless the version is ready (see
+    selector_unready) or `force` is set; the note then says who forced it. Automatic switches (`user`
+    None) come with their own rule: a validation that beats chance (bootstrap) or a better evaluation
+    (promotion).
 
     Every PRM row is locked in id order first, so two concurrent switches run one after the other
     instead of both clearing the old selector and colliding on the one-active constraint. A round
@@ -52,6 +58,10 @@ def selector_activate(*, version: ModelVersion, user=None, note: str | None = No
     version = ModelVersion.objects.get(pk=version.pk)
     if version.kind != ModelVersion.Kind.PRM:
         raise RegistryError(f"{version.name} is a {version.kind}, not a PRM: only a PRM can be the selector")
+    unready = selector_unready(version)
+    if user is not None and unready and not force:
+        raise RegistryError(f"{version.name} is not made the selector: {unready}; evaluate it first, "
+                            "or make it the selector anyway (forced, recorded with your name)")
     ModelVersion.objects.filter(is_active_selector=True).exclude(pk=version.pk).update(is_active_selector=False)
     note = activation_note(version=version, user=user) if note is None else note
     ModelVersion.objects.filter(pk=version.pk).update(is_active_selector=True, activated=timezone.now(),
@@ -75,12 +85,27 @@ def selector_validated(version: ModelVersion) -> bool:
     return bool(((version.metrics or {}).get("validation") or {}).get("beats_chance"))
 
 
+def selector_unready(version: ModelVersion) -> str:
+    """Why a person may not make `version` the selector without forcing it ("" when they may): it is
+    ready with a validation that beats chance, or with a held-out evaluation and no failed validation."""
+    if selector_validated(version):
+        return ""
+    if (version.metrics or {}).get("validation"):
+        return f"its validation ({validation_text(version)}) does not beat chance"
+    if not (version.metrics or {}).get("evaluation"):
+        return "it was never evaluated"
+    return ""
+
+
 def activation_note(*, version: ModelVersion, user=None) -> str:
-    """Why `version` becomes the selector: validated, forced by a named admin over a failed validation,
-    or (a PRM trained on human labels, never validated this way) activated on its evaluation."""
+    """Why `version` becomes the selector: validated, forced by a named admin (over a failed validation
+    or without an evaluation), or (a PRM trained on human labels, never validated this way) activated on
+    its evaluation."""
     has_validation = bool((version.metrics or {}).get("validation"))
-    f1 = ((version.metrics or {}).get("evaluation") or {}).get("processbench_f1")
-    evaluated = f"held-out ProcessBench F1 {f1:.3f}" if f1 is not None else "not evaluated"
+    evaluation = (version.metrics or {}).get("evaluation")
+    f1 = (evaluation or {}).get("processbench_f1")
+    evaluated = (f"held-out ProcessBench F1 {f1:.3f}" if f1 is not None
+                 else "held-out evaluation without an F1" if evaluation else "not evaluated")
     if user is None:
         if selector_validated(version):
             return f"validated automatically: {validation_text(version)}"
@@ -92,4 +117,6 @@ def activation_note(*, version: ModelVersion, user=None) -> str:
         return f"forced by {who}: validation {validation_text(version)} did not beat chance"
     if has_validation:
         return f"forced by {who}: {validation_text(version)}"
+    if not evaluation:
+        return f"forced by {who}: {evaluated}"
     return f"activated by {who}: {evaluated}"
