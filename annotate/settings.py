@@ -165,6 +165,11 @@ STORAGES = {
 WHITENOISE_ROOT = BASE_DIR / "labeling" / "static" / "labeling" / "root"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 EXPORT_DIR = MEDIA_ROOT / "exports"
+# Export files are written by a worker and downloaded by the web process, maybe as another user: octal mode.
+try:
+    STEPWISE_EXPORT_FILE_MODE = int(os.environ.get("STEPWISE_EXPORT_FILE_MODE", "0644"), 8)
+except ValueError:
+    raise ImproperlyConfigured("STEPWISE_EXPORT_FILE_MODE must be an octal file mode such as 0644") from None
 
 # --- Celery ---------------------------------------------------------------
 # Unset CELERY_BROKER_URL is the explicit embedded mode: tasks run in-process.

@@ -192,6 +192,7 @@ def main():
 
     import torch
 
+    sys.stdout.reconfigure(line_buffering=True)  # each split's figures show as they come, even when piped
     torch.set_num_threads(2)
     cfg = settings_config(args)
     problems, rows = load_demo()

@@ -1,6 +1,8 @@
 """The JSON API: auth, next/204, resume, drafts, and who may call what."""
 import datetime as dt
+import itertools
 import json
+import uuid
 
 import pytest
 from django.test import Client
@@ -8,6 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from labeling.models import Assignment, Task
+from labeling.services.annotation.queue import qc_turn
 from tests.api_client import api_as, error_of, lease
 from tests.queue_factories import round_make, submission, task_make
 
@@ -83,6 +86,10 @@ def test_a_qc_task_in_a_round_shows_that_rounds_rules(bob, settings):
     task_make(round=rnd, priority=2)
     task_make(round=rnd, priority=1)
     task_make(kind=Task.Kind.QC)
+    # bob's seeded draw at 0.5 makes his first lease a round task and his second a QC turn
+    bob.annotator.labeler = next(u for u in (uuid.UUID(int=i) for i in itertools.count())
+                                 if not qc_turn(u, 1, 0.5) and qc_turn(u, 2, 0.5))
+    bob.annotator.save()
     client = api_as(bob)
     first = lease(client)
     response = client.post(f"/api/assignments/{first['assignment_id']}/submit/", submission(), format="json")

@@ -36,6 +36,18 @@ def test_submit_is_201_and_a_replay_200_with_the_same_body(as_bob, task):
     assert response.status_code == 200 and response.json()["status"] == "submitted"
 
 
+def test_a_replay_with_another_body_is_409_not_the_old_annotation(as_bob, task):
+    assignment_id = lease(as_bob)["assignment_id"]
+    body = submission(ratings=ratings(1, -1), finish_reason="found_error",
+                      alternative_ratings=[{"index": 0, "rating": 1, "flagged": False}])
+    assert as_bob.post(f"/api/assignments/{assignment_id}/submit/", body, format="json").status_code == 201
+    state = snapshot()
+    stale = {**body, "ratings": ratings(1, 1, 1, 1), "finish_reason": "solution", "alternative_ratings": []}
+    response = as_bob.post(f"/api/assignments/{assignment_id}/submit/", stale, format="json")
+    assert response.status_code == 409 and error_of(response)["field"] == "client_id"
+    assert snapshot() == state
+
+
 def test_a_client_id_reused_for_another_assignment_is_409(as_bob, task):
     body = submission()
     first = lease(as_bob)["assignment_id"]

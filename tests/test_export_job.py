@@ -1,5 +1,7 @@
 """Exports from the admin run as background jobs: a row with status, counts, sha256 and a download link."""
 import hashlib
+import os
+import stat
 
 import pytest
 
@@ -50,3 +52,18 @@ def test_a_redelivered_job_does_nothing(labels):
     assert exports.export_run(export_id=export.id) is True
     assert exports.export_run(export_id=export.id) is False
     assert Export.objects.get().status == Export.Status.DONE
+
+
+@pytest.mark.parametrize("mode", [None, 0o640])
+def test_an_export_file_is_readable_by_the_web_process_not_only_the_worker(labels, settings, tmp_path, mode):
+    # mkstemp makes 0600 files; a web process running as another user could not serve them
+    if mode is not None:
+        settings.STEPWISE_EXPORT_FILE_MODE = mode
+    old = os.umask(0o077)  # the mode is set explicitly, whatever umask the worker runs under
+    try:
+        path = tmp_path / "out.jsonl"
+        exports.export_to_path("prm800k", path, exports.ExportFilters())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == (0o644 if mode is None else mode)
+    assert not list(tmp_path.glob(".out.jsonl.*"))  # the temporary file was renamed, not left behind

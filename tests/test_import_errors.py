@@ -122,3 +122,15 @@ def test_solution_import_errors_name_line_and_field(loaded, write_lines):
     with pytest.raises(CommandError, match="line 2, field 'steps': must be a list, got a string"):
         call_command("import_solutions", str(path))
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("command", ["import_problems", "import_solutions", "import_prm800k"])
+@pytest.mark.parametrize("depth", [100, 100_000])  # past MAX_DEPTH; past the parser's recursion limit
+def test_a_deeply_nested_line_is_a_located_error_not_a_traceback(loaded, good_lines, write_lines, command, depth):
+    nested = '{"problem": ' + "[" * depth + "]" * depth + "}"
+    first = {"import_prm800k": good_lines[0],
+             "import_solutions": json.dumps({"unique_id": "test/precalculus/807.json", "steps": ["It is 3."]}),
+             "import_problems": json.dumps({"problem": "What is $1+1$?", "solution": "$\\boxed{2}$", "answer": "2",
+                                            "subject": "Algebra", "level": 1, "unique_id": "t/1.json"})}[command]
+    path = write_lines([first, nested])
+    fails(path, str(path), "line 2", "nested too deeply", command=command)

@@ -170,6 +170,35 @@ def test_it_shows_step_text_as_text_never_as_html(browser, live_server, bob, By)
 
 
 
+@ui
+def test_a_huge_rule_in_a_step_stays_inside_it_and_the_buttons_stay_clickable(browser, live_server, bob, By):
+    ready(bob)
+    make_task(steps=[r"A wide one: $\rule{100000em}{1em}$ and $x$.", r"A tall one: $\rule{1em}{100000em}$.",
+                     "# Answer\n\n5"])
+    open_page(browser, live_server, By)
+    items = steps(browser, By)
+    font, rule_widths, rule_heights = browser.execute_script(
+        "const rules = [...document.querySelectorAll('#steps .katex .rule')];"
+        "return [parseFloat(getComputedStyle(document.querySelector('#steps .katex')).fontSize),"
+        " rules.map(r => r.getBoundingClientRect().width), rules.map(r => r.getBoundingClientRect().height)];")
+    assert len(rule_widths) == 2
+    assert max(rule_widths + rule_heights) <= 20.5 * font  # KaTeX's maxSize caps every user size at 20em
+    for item in items:
+        step, container = (browser.execute_script("return arguments[0].getBoundingClientRect().width", e)
+                           for e in (item, browser.find_element(By.ID, "steps")))
+        assert step <= container + 1
+    for i, item in enumerate(items[:2]):
+        button = item.find_element(By.CSS_SELECTOR, ":scope > .step-body > .step-actions .rate[data-rating='1']")
+        # what a click at the button's centre lands on is the button, not the rule drawn over it
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+        hit = browser.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                     "return arguments[0].contains("
+                                     "  document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2));", button)
+        assert hit, f"step {i + 1}'s +1 button is covered"
+        click_rating(item, 1)
+        assert pressed(item) == 1
+
+
 @pytest.mark.django_db
 def test_it_guards_the_page(client, bob, django_user_model):
     assert client.get("/label/").url.startswith("/login/")

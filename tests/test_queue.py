@@ -1,5 +1,7 @@
 """The queue service: order of service, overlap, screening, QC mixing, expiry, enqueue."""
 import datetime as dt
+import itertools
+import math
 import uuid
 
 import pytest
@@ -9,7 +11,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Assignment, ModelVersion, Task, VerifierScore
-from labeling.services.annotation.queue import assignment_draft_save, assignment_get, leases_expire, queue_next, queue_summary, tasks_enqueue, tasks_open_for
+from labeling.services.annotation.queue import (assignment_draft_save, assignment_get, leases_expire, qc_turn, queue_next,
+                                               queue_summary, tasks_enqueue, tasks_open_for)
 from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired
 from labeling.services.annotation.submission import annotation_submit
 from tests.queue_factories import annotator_make, ratings, round_make, solution_make, task_make
@@ -154,14 +157,45 @@ def test_failed_screening_gets_nothing_until_an_admin_clears():
     assert queue_next(annotator=bob) is not None
 
 
-def test_qc_is_mixed_in_every_nth_lease(settings):
-    settings.STEPWISE_QC_RATE = 0.25
+def labeler_for(turns, rate):
+    """A labeler UUID whose first leases at `rate` fall as `turns` (True = QC turn) under the seeded draw."""
+    return next(u for u in (uuid.UUID(int=i) for i in itertools.count())
+                if [qc_turn(u, n, rate) for n in range(1, len(turns) + 1)] == list(turns))
+
+
+def qc_positions(labeler, rate, leases):
+    return [n for n in range(1, leases + 1) if qc_turn(labeler, n, rate)]
+
+
+def test_qc_turns_are_drawn_at_the_rate():
+    rate, leases = 0.1, 2000
+    share = len(qc_positions(uuid.uuid4(), rate, leases)) / leases
+    # 4.5 binomial standard deviations: a correct draw fails about once in 150,000 runs
+    assert abs(share - rate) <= 4.5 * math.sqrt(rate * (1 - rate) / leases)
+    assert qc_positions(uuid.uuid4(), 0.0, leases) == [] and len(qc_positions(uuid.uuid4(), 1.0, 100)) == 100
+
+
+def test_qc_turns_are_not_periodic_and_differ_between_annotators():
+    bob, carol = uuid.uuid4(), uuid.uuid4()
+    mine, theirs = qc_positions(bob, 0.1, 2000), qc_positions(carol, 0.1, 2000)
+    assert mine != theirs and len(set(mine) ^ set(theirs)) > 200
+    assert len({b - a for a, b in zip(mine, mine[1:])}) > 5  # the gaps vary: no period to count
+    assert qc_positions(bob, 0.1, 2000) == mine  # seeded: the same annotator draws the same turns
+
+
+@pytest.mark.parametrize("rate", [0.25, 0.5])
+def test_qc_is_mixed_in_on_the_annotators_seeded_turns(settings, rate):
+    settings.STEPWISE_QC_RATE = rate
     for p in range(10):
         task_make(priority=p)
     qc = [task_make(kind=Task.Kind.QC) for _ in range(2)]
-    kinds = kinds_served(annotator_make(), 12)
-    # the 12th is a QC turn too, but both QC tasks are done: a round task instead
-    assert kinds == ["round", "round", "round", "qc"] * 2 + ["round", "round", "round", "round"]
+    # three QC turns in twelve leases, at uneven gaps: the third finds both QC tasks done and gets a round task
+    turns = [n in (2, 5, 7) for n in range(1, 13)]
+    bob = annotator_make()
+    bob.labeler = labeler_for(turns, rate)
+    bob.save()
+    expected = ["qc" if n in (2, 5) else "round" for n in range(1, 13)]
+    assert kinds_served(bob, 12) == expected
     assert Task.objects.filter(pk__in=[t.pk for t in qc], taken=1).count() == 2
 
 
@@ -172,7 +206,10 @@ def test_qc_rate_comes_from_the_round_of_the_task_served(settings):
         task_make(round=rnd)
     task_make(kind=Task.Kind.QC)
     task_make(kind=Task.Kind.QC)
-    assert kinds_served(annotator_make(), 4) == ["round", "qc", "round", "qc"]
+    bob = annotator_make()
+    bob.labeler = labeler_for([False, True, False, True], 0.5)
+    bob.save()
+    assert kinds_served(bob, 4) == ["round", "qc", "round", "qc"]
 
 
 def test_a_qc_task_follows_the_rules_of_the_round_it_is_mixed_into(settings):

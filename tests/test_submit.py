@@ -123,11 +123,33 @@ def test_negative_time_is_clamped_to_zero(lease):
 
 def test_a_replay_returns_the_same_annotation_and_writes_nothing(lease):
     client_id = uuid.uuid4()
-    first = submit(lease, client_id=client_id)
+    body = dict(ratings=ratings(1, 0, -1), finish_reason="found_error", human_completion="Mine instead.",
+                alternative_ratings=[{"index": 1, "rating": 1, "flagged": True}])
+    first = submit(lease, client_id=client_id, **body)
     state = snapshot()
-    again = submit(lease, client_id=str(client_id), ratings=ratings(0))  # the body of a replay is not re-read
+    again = submit(lease, client_id=str(client_id), total_time_ms=1, **body)  # the time was clamped: not compared
     assert (again.created, again.annotation.pk) == (False, first.annotation.pk)
     assert snapshot() == state
+
+
+@pytest.mark.parametrize("change", [
+    dict(ratings=ratings(1, 0, -1, flagged=True)),
+    dict(ratings=ratings(1, 1, -1)),
+    dict(ratings=ratings(1, 0, 0, 0, 1), finish_reason="solution", human_completion=None, alternative_ratings=None),
+    dict(human_completion="Another text."),
+    dict(alternative_ratings=[{"index": 1, "rating": 0, "flagged": True}]),
+    dict(alternative_ratings=[]),
+    dict(finish_reason="give_up", reason="stuck"),
+])
+def test_a_replay_with_another_body_conflicts_and_writes_nothing(lease, change):
+    client_id = uuid.uuid4()
+    body = dict(ratings=ratings(1, 0, -1), finish_reason="found_error", human_completion="Mine instead.",
+                alternative_ratings=[{"index": 1, "rating": 1, "flagged": True}])
+    submit(lease, client_id=client_id, **body)
+    state = snapshot()
+    with pytest.raises(LeaseConflict) as exc:
+        submit(lease, client_id=client_id, **{**body, **change})
+    assert exc.value.field == "client_id" and snapshot() == state
 
 
 def test_a_replay_is_honoured_after_the_lease_would_have_expired(lease):

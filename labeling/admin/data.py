@@ -127,6 +127,17 @@ class TaskForm(forms.ModelForm):
         model = models.Task
         fields = "__all__"
 
+    def clean_overlap(self):
+        overlap = self.cleaned_data["overlap"]
+        if self.instance.pk is not None:
+            # Read now, not when the page was drawn: leases keep being taken while the admin edits.
+            taken = models.Task.objects.filter(pk=self.instance.pk).values_list("taken", flat=True).first() or 0
+            if overlap < taken:
+                raise forms.ValidationError(
+                    f"overlap may not be below the {taken} slots already taken (live leases plus submissions); "
+                    f"set it to {taken} or more to close the task")
+        return overlap
+
     def clean(self):
         data = super().clean()
         solution, gold = data.get("solution"), data.get("gold_ratings")

@@ -5,13 +5,17 @@ from labeling.errors import DataError
 
 # A PRM800K line is a few KB; anything near this is not a record but an accident or an attack.
 MAX_LINE_BYTES = 8 * 1024 * 1024
+# A PRM800K record nests 6 deep. Deeper input is refused here, located, before it can exhaust the
+# recursion limit of the parser or of anything that walks the record later (validation, storage).
+MAX_DEPTH = 64
+_TOO_DEEP = object()
 
 
 def read_jsonl(path, *, max_line_bytes=MAX_LINE_BYTES):
     """Yield (line_number, raw_line_without_newline, parsed_object) for each non-blank line.
 
-    Raises DataError naming file and line for undecodable bytes, oversized lines and invalid JSON,
-    and for a file with no records at all.
+    Raises DataError naming file and line for undecodable bytes, oversized lines, invalid JSON and
+    JSON nested deeper than MAX_DEPTH, and for a file with no records at all.
     """
     seen_any = False
     with open(path, "rb") as fh:
@@ -38,6 +42,10 @@ def read_jsonl(path, *, max_line_bytes=MAX_LINE_BYTES):
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}", file=path, line=number) from None
+            except RecursionError:
+                obj = _TOO_DEEP
+            if obj is _TOO_DEEP or _too_deep(obj):
+                raise DataError(f"JSON nested too deeply (more than {MAX_DEPTH} levels)", file=path, line=number)
             if not isinstance(obj, dict):
                 raise DataError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=number)
             seen_any = True
@@ -65,3 +73,15 @@ def _drain_line(fh, chunk=1 << 20):
         total += len(part)
         if not part or part.endswith(b"\n"):
             return total
+
+
+def _too_deep(obj) -> bool:
+    """Whether `obj` nests containers more than MAX_DEPTH deep (walked without recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return False

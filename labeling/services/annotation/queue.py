@@ -8,10 +8,13 @@ counted the same way; `labeling.services.quality.gold` gives them an overlap no 
 
 Order of service: a live lease is resumed; then screening tasks, until the annotator has submitted
 them all or quality control has given its verdict (`screening_passed`); nothing more while screening
-failed and no admin cleared them; then round tasks, highest priority first, with a QC task in every
-round(1/qc_rate)-th lease when one is available (`Annotator.leases_taken` counts them).
+failed and no admin cleared them; then round tasks, highest priority first, each round-or-QC lease
+being a QC task with probability qc_rate when one is available. The draw is seeded by the annotator's
+labeler UUID and lease number (`Annotator.leases_taken` counts them): reproducible, yet neither
+periodic nor shared between annotators, so no one can tell which lease is the check.
 """
 import datetime as dt
+import hashlib
 import itertools
 from typing import NamedTuple
 
@@ -60,11 +63,12 @@ class _Open(NamedTuple):
 def _lease_next(*, annotator_id, now) -> int | None:
     # One round trip: lock the annotator's row (two tabs, a double click: they resume one lease, not
     # take two), read their live lease, and learn whether any lease in the queue is overdue.
-    passed, cleared, leases_taken, live, overdue = (
+    passed, cleared, labeler, leases_taken, live, overdue = (
         Annotator.objects.select_for_update(of=("self",))
         .annotate(live=Subquery(_live(annotator_id, now).values("id")[:1]),
                   overdue=Exists(Assignment.objects.filter(status=Assignment.Status.LEASED, expires_at__lte=now)))
-        .values_list("screening_passed", "cleared_by_admin", "leases_taken", "live", "overdue").get(pk=annotator_id))
+        .values_list("screening_passed", "cleared_by_admin", "labeler", "leases_taken", "live", "overdue")
+        .get(pk=annotator_id))
     if live is not None:
         return live
     if overdue:  # rare: give their slots back before choosing (a bounded batch; the rest next time)
@@ -76,7 +80,7 @@ def _lease_next(*, annotator_id, now) -> int | None:
         return _assignment_open(task=task, rules=task, annotator_id=annotator_id, screening=True, now=now)
     if passed is False and not cleared:
         return None
-    claimed = _claim_round_or_qc(annotator_id, lease_number=leases_taken + 1)
+    claimed = _claim_round_or_qc(annotator_id, labeler=labeler, lease_number=leases_taken + 1)
     if claimed is None:
         return None
     Annotator.objects.filter(pk=annotator_id).update(leases_taken=F("leases_taken") + 1)
@@ -84,13 +88,13 @@ def _lease_next(*, annotator_id, now) -> int | None:
     return _assignment_open(task=task, rules=rules, annotator_id=annotator_id, screening=False, now=now)
 
 
-def _claim_round_or_qc(annotator_id, *, lease_number) -> tuple[_Open, _Open] | None:
+def _claim_round_or_qc(annotator_id, *, labeler, lease_number) -> tuple[_Open, _Open] | None:
     """(task, rules): the task leased, and the task whose round's rules the lease follows."""
     round_task = _candidate(annotator_id, Task.Kind.ROUND)
     if round_task is None:
         return None  # QC tasks are mixed into round work, never served alone
     rate = settings.STEPWISE_QC_RATE if round_task.qc_rate is None else round_task.qc_rate
-    if _qc_turn(lease_number, rate):
+    if qc_turn(labeler, lease_number, rate):
         qc_task = _claim(annotator_id, Task.Kind.QC)
         if qc_task is not None:
             # Served as the round task it stands in for (whose row lock ends untouched with the
@@ -102,9 +106,14 @@ def _claim_round_or_qc(annotator_id, *, lease_number) -> tuple[_Open, _Open] | N
     return None if task is None else (task, task)
 
 
-def _qc_turn(lease_number, rate) -> bool:
-    """Deterministic mixing: every round(1/rate)-th round-or-QC lease of an annotator is QC."""
-    return rate > 0 and lease_number % max(1, round(1 / rate)) == 0
+def qc_turn(labeler, lease_number, rate) -> bool:
+    """Whether an annotator's `lease_number`-th round-or-QC lease is a QC turn: a draw at `rate`,
+    seeded by (labeler UUID, lease number) so it is stable across retries and servers, but its
+    positions are not periodic and differ between annotators (a fixed period let them spot QC)."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"{labeler}:{lease_number}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64 < rate
 
 
 def tasks_open_for(annotator_id, kind):

@@ -9,7 +9,8 @@ The annotation's round (PRM800K's generation) is the lease's: a QC task mixed in
 labeled as part of it.
 
 Submitting is idempotent by `client_id`: the same submission sent again returns the annotation it
-made, whatever the lease has become since. Everything happens in one transaction, quality scoring
+made, whatever the lease has become since; the same client_id with another body is a conflict (a
+stale tab must not be told its different labels were stored). Everything happens in one transaction, quality scoring
 included: a refused or failed submission writes nothing.
 """
 import functools
@@ -47,18 +48,27 @@ def annotation_submit(*, assignment, annotator, client_id, ratings, finish_reaso
     now = now or timezone.now()
     client_id = _uuid(client_id)
     assignment_id = getattr(assignment, "pk", assignment)
+    body = _Body(ratings=ratings, finish_reason=finish_reason, alternative_ratings=alternative_ratings or [],
+                 human_completion=_blank_none(human_completion), reason=_blank_none(reason))
     try:
         with transaction.atomic():
-            return _submit(assignment_id=assignment_id, annotator=annotator, client_id=client_id, ratings=ratings,
-                           finish_reason=finish_reason, total_time_ms=total_time_ms,
-                           alternative_ratings=alternative_ratings or [],
-                           human_completion=_blank_none(human_completion), reason=_blank_none(reason), now=now)
+            return _submit(assignment_id=assignment_id, annotator=annotator, client_id=client_id, body=body,
+                           total_time_ms=total_time_ms, now=now)
     except IntegrityError:
         # A concurrent request inserted this client_id first (the unique index decided).
         earlier = Annotation.objects.filter(client_id=client_id).first()
         if earlier is None:
             raise
-        return _replay(earlier, assignment_id)
+        return _replay(earlier, assignment_id, body)
+
+
+@dataclass(frozen=True)
+class _Body:
+    ratings: list
+    finish_reason: str
+    alternative_ratings: list
+    human_completion: str | None
+    reason: str | None
 
 
 def _blank_none(text):
@@ -74,14 +84,39 @@ def _uuid(value):
         raise InvalidInput(f"not a UUID: {value!r}", field="client_id") from None
 
 
-def _replay(earlier, assignment_id) -> Submitted:
-    if Assignment.objects.filter(id=assignment_id, annotation_id=earlier.pk).exists():
-        return Submitted(earlier, created=False)
-    raise LeaseConflict("this client_id was already used for another submission", field="client_id")
+def _replay(earlier, assignment_id, body) -> Submitted:
+    reason = Assignment.objects.filter(id=assignment_id, annotation_id=earlier.pk).values_list("reason", flat=True)
+    if not reason.exists():
+        raise LeaseConflict("this client_id was already used for another submission", field="client_id")
+    if not _same_body(earlier, reason.get(), body):
+        raise LeaseConflict("this client_id was already used for a submission with other labels; "
+                            "reload the task to see what was stored", field="client_id")
+    return Submitted(earlier, created=False)
 
 
-def _submit(*, assignment_id, annotator, client_id, ratings, finish_reason, total_time_ms, alternative_ratings,
-            human_completion, reason, now) -> Submitted:
+def _same_body(earlier, stored_reason, body) -> bool:
+    """Whether a replay says what the stored annotation says (total_time_ms aside: it was clamped).
+    A missing flag and `false` mean the same, as they do when stored."""
+    steps, alternatives = [], {}
+    for step, index, rating, flagged in (earlier.completions.order_by("step_index", "index")
+                                         .values_list("step_index", "index", "rating", "flagged")):
+        if index == 0:
+            steps.append((step, rating, bool(flagged)))
+        elif rating is not None:
+            alternatives[index - 1] = (rating, bool(flagged))
+    human = earlier.step_labels.exclude(human_text=None).values_list("human_text", flat=True).first()
+    try:
+        asked = [(r["step"], r["rating"], bool(r.get("flagged"))) for r in body.ratings]
+        asked_alternatives = {a["index"]: (a["rating"], bool(a.get("flagged"))) for a in body.alternative_ratings}
+    except (KeyError, TypeError):
+        return False
+    return (asked == steps and asked_alternatives == alternatives and body.finish_reason == earlier.finish_reason
+            and body.human_completion == human and body.reason == stored_reason)
+
+
+def _submit(*, assignment_id, annotator, client_id, body, total_time_ms, now) -> Submitted:
+    ratings, finish_reason, alternative_ratings = body.ratings, body.finish_reason, body.alternative_ratings
+    human_completion, reason = body.human_completion, body.reason
     assignment = (Assignment.objects.select_for_update(of=("self",))
                   .select_related("round", "task__round", "task__solution")
                   .filter(id=assignment_id, annotator_id=annotator.pk).first())
@@ -90,7 +125,7 @@ def _submit(*, assignment_id, annotator, client_id, ratings, finish_reason, tota
     if assignment.status == Assignment.Status.SUBMITTED:
         earlier = Annotation.objects.filter(pk=assignment.annotation_id, client_id=client_id).first()
         if earlier is not None:
-            return Submitted(earlier, created=False)
+            return _replay(earlier, assignment_id, body)
         raise LeaseConflict(f"assignment {assignment_id} was already submitted (with another client_id)")
     if assignment.status == Assignment.Status.EXPIRED or assignment.expires_at <= now:
         raise LeaseExpired(f"the lease on assignment {assignment_id} expired at {assignment.expires_at.isoformat()}")

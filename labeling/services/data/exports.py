@@ -46,13 +46,18 @@ def export_options(fmt, raw=None):
 
 
 def export_to_path(fmt, path, filters, progress=None, options=None):
-    """Write to a temporary file beside `path`, then rename: a failed export leaves no partial file."""
+    """Write to a temporary file beside `path`, then rename: a failed export leaves no partial file.
+
+    mkstemp makes the file 0600, readable only by the worker's user; the web process that serves the
+    download may run as another user (or another machine on shared storage), hence
+    STEPWISE_EXPORT_FILE_MODE (default 0644), set before the rename so the file never appears unreadable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     extra = {} if options is None else {"options": options}
     try:
         with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), getattr(settings, "STEPWISE_EXPORT_FILE_MODE", 0o644))
             result = FORMATS[fmt](out=out, filters=filters, progress=progress, **extra)
         os.replace(tmp, path)
     except BaseException:

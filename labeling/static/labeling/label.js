@@ -22,6 +22,10 @@
     ],
     throwOnError: false,
     strict: false,
+    // Bounds on what a step may ask of the renderer: no \rule{100000em}{..} over the rating buttons,
+    // no macro that expands without end.
+    maxSize: 20,
+    maxExpand: 200,
   };
 
   let task = null;        // the assignment payload from the API
@@ -133,7 +137,7 @@
     // Answers are bare LaTeX ("\frac{1}{2}"); the rare one with delimiters goes through auto-render.
     if (typeof window.katex === "undefined" || /\$|\\\(|\\\[/.test(text)) return renderMath(el, text);
     el.textContent = "";
-    window.katex.render(text, el, { throwOnError: false, strict: false });
+    window.katex.render(text, el, { throwOnError: false, strict: false, maxSize: MATH.maxSize, maxExpand: MATH.maxExpand });
   }
 
   // ---- time on task ---------------------------------------------------------------------------
