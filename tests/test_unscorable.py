@@ -159,4 +159,4 @@ def test_the_old_max_length_names_are_aliases_and_two_values_fail_loudly():
     assert setting(STEPWISE_MAX_LENGTH="512", STEPWISE_SCORING_MAX_LENGTH="512").stdout.strip() == "512"
     failed = setting(STEPWISE_MAX_LENGTH="512", STEPWISE_BOOTSTRAP_MAX_LENGTH="384")
     assert failed.returncode != 0 and "set STEPWISE_MAX_LENGTH only" in failed.stderr
-    assert "at least 16" in run_settings(STEPWISE_MAX_LENGTH="8", DJANGO_SETTINGS_MODULE="annotate.settings").stderr
+    assert "at least 16" in run_settings(STEPWISE_MAX_LENGTH="8", DEBUG="1", DJANGO_SETTINGS_MODULE="annotate.settings").stderr
