@@ -52,6 +52,7 @@ class ModelVersion(models.Model):
     class Kind(models.TextChoices):
         GENERATOR = "generator"
         PRM = "prm"
+        ORM = "orm"  # outcome reward model: one score per solution from its final-answer grade (a baseline)
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -133,6 +134,8 @@ class Round(models.Model):
     allow_human_completion = models.BooleanField(default=False, help_text="annotators may write a completion")
     overlap = models.PositiveSmallIntegerField(default=1, help_text="annotators per task (e.g. 3 for agreement)")
     qc_rate = models.FloatField(default=0.1, help_text="share of quality-control tasks mixed into the queue")
+    rollout_hints = models.BooleanField(default=False, help_text="show annotators the rollout estimate of the "
+                                        "first error (off by default: it anchors)")
     parameters = models.JSONField(default=dict, blank=True)
 
     class Status(models.TextChoices):
@@ -437,6 +440,10 @@ class Job(JobRow):
         SCORE = "score"
         RETRAIN = "retrain"
         EVALUATE = "evaluate"
+        ROLLOUTS = "rollouts"                      # Monte Carlo step labels from a prover's continuations
+        TRAIN_ORM = "train_orm"                    # outcome reward model baseline
+        TRAIN_GENERATOR = "train_generator"        # iterative RPO: DPO + NLL on the generator's own pairs
+        EVALUATE_GENERATOR = "evaluate_generator"  # generator accuracy on held-out problems
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
@@ -473,3 +480,39 @@ class JobChunk(models.Model):
     class Meta:
         ordering = ["job", "index"]
         constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_chunk_per_index")]
+
+
+class RolloutEstimate(models.Model):
+    """A Monte Carlo estimate for one step prefix of one solution: n continuations sampled by a prover from
+    the problem and steps 1..k, each graded on its final answer. step_index is k, the prefix length (0: the
+    bare problem, Q_0). Made once per (solution, step, prover, method)."""
+
+    class Method(models.TextChoices):
+        MC = "mc"          # every prefix rolled out
+        BINARY = "binary"  # OmegaPRM-style binary search for the first error: about log2(K) prefixes
+
+    solution = models.ForeignKey(Solution, on_delete=models.CASCADE, related_name="rollout_estimates")
+    step_index = models.PositiveIntegerField(help_text="prefix length k: steps 1..k (0: the bare problem)")
+    prover = models.CharField(max_length=500, help_text="the generator spec that continued the prefix")
+    method = models.CharField(max_length=16, choices=Method.choices, default=Method.MC)
+    n = models.PositiveIntegerField(help_text="continuations sampled")
+    n_correct = models.PositiveIntegerField(help_text="continuations whose final answer graded correct")
+    seed = models.BigIntegerField()
+    q_soft = models.FloatField(help_text="fraction of continuations correct (Math-Shepherd soft label)")
+    q_hard = models.BooleanField(help_text="any continuation correct (Math-Shepherd hard label)")
+    ci_low = models.FloatField(help_text="binomial 95% interval of q_soft")
+    ci_high = models.FloatField()
+    tokens = models.BigIntegerField(default=0, help_text="model tokens generated for this estimate")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["solution", "prover", "method", "step_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["solution", "step_index", "prover", "method"],
+                                    name="one_rollout_estimate_per_step"),
+            models.CheckConstraint(condition=Q(n_correct__lte=models.F("n")), name="rollout_correct_within_n"),
+        ]
+
+    def __str__(self):
+        return f"rollouts of solution {self.solution_id} step {self.step_index} ({self.method}, {self.prover})"
