@@ -19,6 +19,9 @@ class ExportForm(forms.ModelForm):
     labeler = forms.UUIDField(required=False, help_text="only this labeler")
     exclude_qc = forms.BooleanField(required=False, label="Exclude quality-control questions")
     since = forms.DateTimeField(required=False, help_text="only labels at or after this time (UTC)")
+    include_test = forms.BooleanField(required=False, label="Include test-split problems",
+                                      help_text="trl, preference, hf: the held-out test split is left out of "
+                                                "training exports unless this is ticked")
     # Format options: each format reads its own, blank means the format's default.
     neutral = forms.ChoiceField(choices=[("", "---------")] + [(n, n) for n in NEUTRAL], required=False,
                                 help_text="trl, hf: label of a 0 rating (default positive; drop leaves such "
@@ -72,7 +75,7 @@ class ExportAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("format", "generation", "labeler", "exclude_qc", "since", "neutral", "pairs_per_problem",
+            return ("format", "generation", "labeler", "exclude_qc", "since", "include_test", "neutral", "pairs_per_problem",
                     "problems")
         return ("format", "filters") + tuple(f for f in self.readonly_fields if f != "filters")
 
@@ -82,7 +85,8 @@ class ExportAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # The service creates the row and enqueues the job after commit; the admin only reads the form.
         created = export_create(fmt=form.cleaned_data["format"], filters=form.export_filters(),
-                                options=form.export_options(), user=request.user)
+                                options=form.export_options(), user=request.user,
+                                include_test=form.cleaned_data["include_test"])
         obj.pk = created.pk
         messages.info(request, f"Export {created.pk} queued; this page shows its progress.")
 

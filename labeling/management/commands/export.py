@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
 from labeling.formats.training import NEUTRAL, PROBLEM_SCOPES
-from labeling.services.data.exports import FORMATS, export_options, export_to_path
+from labeling.services.data.exports import FORMATS, TRAINING_FORMATS, export_options, export_to_path
 from labeling.services.data.prm800k_export import ExportFilters
 
 
@@ -33,6 +33,9 @@ class Command(BaseCommand):
         parser.add_argument("--labeler", help="only this labeler UUID")
         parser.add_argument("--exclude-qc", action="store_true", help="leave out quality-control questions")
         parser.add_argument("--since", help="only labels at or after this date/datetime (UTC)")
+        parser.add_argument("--include-test", action="store_true",
+                            help=f"{', '.join(sorted(TRAINING_FORMATS))}: keep test-split problems (left out by "
+                                 "default: they are the held-out set)")
         parser.add_argument("--neutral", choices=NEUTRAL,
                             help="trl, hf: label of a 0 rating (default positive; drop leaves such annotations out)")
         parser.add_argument("--pairs-per-problem", type=int, help="preference: most pairs per problem (default 4)")
@@ -43,13 +46,14 @@ class Command(BaseCommand):
         filters = ExportFilters(generation=opts["generation"], labeler=opts["labeler"],
                                 exclude_qc=opts["exclude_qc"],
                                 since=parse_since(opts["since"]) if opts["since"] else None)
+        fmt = opts["format"]
+        filters.exclude_test = fmt in TRAINING_FORMATS and not opts["include_test"]
         if filters.labeler:
             import uuid
             try:
                 filters.labeler = str(uuid.UUID(filters.labeler))
             except ValueError:
                 raise CommandError(f"--labeler: {filters.labeler!r} is not a UUID") from None
-        fmt = opts["format"]
         try:
             options = export_options(fmt, {"neutral": opts["neutral"], "pairs_per_problem": opts["pairs_per_problem"],
                                            "problems": opts["problems"]})
@@ -60,7 +64,9 @@ class Command(BaseCommand):
             result = FORMATS[fmt](out=sys.stdout.buffer, filters=filters, **extra)
         else:
             result = export_to_path(fmt, opts["out"], filters, options=options)
-        self.stderr.write(f"exported {result.records} records ({result.steps} steps), sha256 {result.sha256}")
+        self.stderr.write(f"exported {result.records} records ({result.steps} steps), sha256 {result.sha256}"
+                          + (", test-split problems left out (--include-test keeps them)" if filters.exclude_test
+                             else ""))
         stats = getattr(result, "stats", None)
         if stats:
             self.stderr.write(", ".join(f"{k} {v}" for k, v in stats.items()))

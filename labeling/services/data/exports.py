@@ -16,7 +16,7 @@ from django.db.models import Count
 from django.utils.dateparse import parse_datetime
 
 from labeling.formats.training import PreferenceOptions, StepwiseOptions
-from labeling.models import Completion, Export, Round, StepLabel
+from labeling.models import Completion, Export, Problem, Round, StepLabel
 from labeling.services.data.prm800k_export import ExportFilters, prm800k_export
 from labeling.services.data.hf_export import hf_export
 from labeling.services.data.training_exports import preference_export, trl_export
@@ -27,6 +27,16 @@ from workers import tasks
 FORMATS = {"prm800k": prm800k_export, "trl": trl_export, "preference": preference_export, "hf": hf_export}
 EXTENSIONS = {"prm800k": "jsonl", "trl": "jsonl", "preference": "jsonl", "hf": "zip"}
 OPTIONS = {"trl": StepwiseOptions, "hf": StepwiseOptions, "preference": PreferenceOptions}
+# What models train on: their held-out (test-split) problems stay out unless an export asks for them.
+# The PRM800K export is the label archive, byte-exact, and keeps every problem.
+TRAINING_FORMATS = {"trl", "preference", "hf"}
+
+
+def split_filters(fmt, filters: dict, *, include_test=False) -> dict:
+    """`filters` with the test split left out of a training format unless `include_test`."""
+    if fmt in TRAINING_FORMATS and not include_test:
+        return {**filters, "exclude_test": True}
+    return filters
 
 
 def export_options(fmt, raw=None):
@@ -72,6 +82,8 @@ def export_provenance(*, filters: ExportFilters, fmt, options=None, stats=None) 
     the format's options, and what the format made of them (`stats`)."""
     annotations = filters.queryset()
     rounds = Round.objects.filter(id__in=annotations.values("round_id")).select_related("selector").order_by("number")
+    splits = dict(Problem.objects.filter(id__in=annotations.values("problem_id")).order_by()
+                  .values_list("split").annotate(n=Count("id")))
     ratings = dict(Completion.objects.filter(annotation__in=annotations).order_by()
                    .values_list("rating").annotate(n=Count("id")))
     selectors = {}
@@ -87,6 +99,9 @@ def export_provenance(*, filters: ExportFilters, fmt, options=None, stats=None) 
         "options": asdict(options) if options is not None else {},
         "rounds": round_rows,
         "selectors": [selectors[k] for k in sorted(selectors)],
+        "test_split": "excluded" if filters.exclude_test else "included",
+        # Problems behind the exported labels, by split ("unassigned" for none).
+        "problem_splits": {(k or "unassigned"): splits[k] for k in sorted(splits)},
         "annotations": annotations.count(),
         "annotations_without_round": annotations.filter(round__isnull=True).count(),
         "step_labels": StepLabel.objects.filter(annotation__in=annotations).count(),
@@ -97,11 +112,13 @@ def export_provenance(*, filters: ExportFilters, fmt, options=None, stats=None) 
 
 
 @transaction.atomic
-def export_create(*, fmt, filters: dict, options: dict | None = None, user=None) -> Export:
+def export_create(*, fmt, filters: dict, options: dict | None = None, user=None, include_test=False) -> Export:
     """Create the job row and enqueue it once the row is committed (a worker never sees it uncommitted).
 
-    Raises ValueError for an unknown format or bad options; the options are kept, defaults filled in."""
+    Raises ValueError for an unknown format or bad options; the options are kept, defaults filled in.
+    Training formats leave test-split problems out unless `include_test` (split_filters)."""
     parsed = export_options(fmt, options)
+    filters = split_filters(fmt, filters, include_test=include_test)
     if parsed is not None:
         filters = {**filters, "options": asdict(parsed)}
     export = Export.objects.create(format=fmt, filters=filters, requested_by=user)

@@ -14,9 +14,13 @@ class ProblemImportResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    split_changed: int = 0
 
 
-def problems_import(*, path, split="") -> ProblemImportResult:
+def problems_import(*, path, split="", change_split=False) -> ProblemImportResult:
+    """`split` is recorded on new problems and on known ones without a split. A known problem already in
+    another split is an error naming its line, unless `change_split` moves it: a held-out problem never
+    joins the training side (nor the reverse) by accident."""
     if split not in Split.values:
         raise DataError(f"unknown split {split!r} (expected one of: {', '.join(v for v in Split.values if v)})")
     result = ProblemImportResult()
@@ -29,6 +33,7 @@ def problems_import(*, path, split="") -> ProblemImportResult:
             from labeling.core.solution_text import extract_answer
             record["answer"] = extract_answer(record["solution"] or "")
         record["text_hash"] = text_sha256(record["text"])
+        record["line"] = number
         if record["source_id"] in ids or record["text_hash"] in hashes:
             raise DataError("the same problem appears twice in this file", file=path, line=number,
                             field="unique_id" if record["source_id"] in ids else "problem")
@@ -37,11 +42,11 @@ def problems_import(*, path, split="") -> ProblemImportResult:
         hashes.add(record["text_hash"])
         records.append(record)
     with transaction.atomic():
-        _write(records, split, result)
+        _write(records, split, result, path=path, change_split=change_split)
     return result
 
 
-def _write(records, split, result):
+def _write(records, split, result, *, path, change_split):
     """New problems are created; known ones only get their missing fields filled, never overwritten.
 
     A problem first seen in a PRM800K file keeps that file's ground truth, so its export stays exact.
@@ -57,6 +62,14 @@ def _write(records, split, result):
                                subject=r["subject"], level=r["level"], source_id=r["source_id"], split=split))
             continue
         dirty = False
+        if split and problem.split and problem.split != split:
+            if not change_split:
+                raise DataError(f"problem {problem.source_id or problem.id} is already in split "
+                                f"{problem.split!r}; importing it as {split!r} would move it (pass --change-split "
+                                f"to move it on purpose)", file=path, line=r["line"], field="split")
+            problem.split = split
+            result.split_changed += 1
+            dirty = True
         for field, value in (("source_id", r["source_id"]), ("solution", r["solution"]), ("answer", r["answer"]),
                              ("subject", r["subject"]), ("level", r["level"]), ("split", split)):
             if value not in (None, "") and getattr(problem, field) in (None, ""):

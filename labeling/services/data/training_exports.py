@@ -151,7 +151,8 @@ def _problem_source(filters, options):
     """Rows whose problem_id is the export's scope: labeled problems, or every problem with a solution."""
     if options.problems == "labeled":
         return filters.queryset().filter(solution__isnull=False)
-    return Solution.objects.all()
+    solutions = Solution.objects.all()
+    return solutions.exclude(problem__split="test") if filters.exclude_test else solutions
 
 
 def _problem_pages(source, chunk):
