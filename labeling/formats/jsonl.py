@@ -1,5 +1,6 @@
 """Streaming JSONL reading with located errors and bounded memory."""
 import json
+import re
 
 from labeling.errors import DataError
 
@@ -9,6 +10,10 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 # recursion limit of the parser or of anything that walks the record later (validation, storage).
 MAX_DEPTH = 64
 _TOO_DEEP = object()
+# JSON escapes of what no database row can hold: NUL (PostgreSQL refuses it in text and JSON) and UTF-16
+# surrogates, which are fine in a pair and unencodable alone. A cheap scan of the raw line; only a line that
+# has one is walked to find the field (and whether a surrogate is really alone).
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 
 
 def read_jsonl(path, *, max_line_bytes=MAX_LINE_BYTES):
@@ -48,6 +53,8 @@ def read_jsonl(path, *, max_line_bytes=MAX_LINE_BYTES):
                 raise DataError(f"JSON nested too deeply (more than {MAX_DEPTH} levels)", file=path, line=number)
             if not isinstance(obj, dict):
                 raise DataError(f"expected a JSON object, got {type(obj).__name__}", file=path, line=number)
+            if _SUSPECT_ESCAPE.search(text):
+                _refuse_unstorable(obj, path=path, line=number)
             seen_any = True
             yield number, text, obj
     if not seen_any:
@@ -85,3 +92,30 @@ def _too_deep(obj) -> bool:
                 return True
             stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
     return False
+
+
+def _refuse_unstorable(obj, *, path, line):
+    """Raise a located DataError at the first string (key or value) holding NUL or a lone surrogate."""
+    stack = [(obj, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key in reversed(list(value)):
+                name = f"{where}.{key}" if where else str(key)
+                _check_string(key, name, path=path, line=line)
+                stack.append((value[key], name))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, str):
+            _check_string(value, where, path=path, line=line)
+
+
+def _check_string(text, where, *, path, line):
+    if "\x00" in text:
+        raise DataError("contains a NUL character (\\u0000), which cannot be stored", file=path, line=line,
+                        field=where)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(f"contains a lone UTF-16 surrogate (\\u{ord(text[exc.start]):04x}) at character "
+                        f"{exc.start + 1}, which is not text", file=path, line=line, field=where) from None
