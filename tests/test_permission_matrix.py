@@ -19,9 +19,9 @@ from tests.queue_factories import task_make
 
 # Routes anyone logged in (or anyone) may use; their statuses are in tests/test_every_url.py.
 NOT_ADMIN = {"login/", "logout/", "api/auth/token/", "api/auth/logout/", "api/queue/next/",
-             "api/assignments/<int:assignment_id>/", "api/assignments/<int:assignment_id>/draft/",
-             "api/assignments/<int:assignment_id>/submit/", "api/schema/", "api/", "", "label/",
-             "label/<int:assignment_id>/"}
+             "api/assignments/<uuid:assignment_id>/", "api/assignments/<uuid:assignment_id>/draft/",
+             "api/assignments/<uuid:assignment_id>/submit/", "api/schema/", "api/", "", "label/",
+             "label/<uuid:assignment_id>/"}
 # route -> (method, surface, kind); kind says what a refusal and a success look like
 ROUTES = {
     "dashboard/": ("get", "dashboard", "page"),
@@ -39,7 +39,8 @@ ADMIN_VIEWS = {"labeling_job_retrain": "retrain", "labeling_round_start": "round
 # The labeling admins' actions: (model, action) -> surface (delete_selected is Django's, on delete_<model>)
 ACTIONS = {("job", "stop_jobs"): "stop_job", ("modelversion", "make_selector"): "make_selector",
            ("modelversion", "make_selector_anyway"): "make_selector",
-           ("annotator", "clear_for_round_tasks"): "clear_annotator"}
+           ("annotator", "clear_for_round_tasks"): "clear_annotator",
+           ("solution", "estimate_step_values"): "rollouts"}
 STANDARD_ADMIN = {"changelist", "add", "history", "delete", "change"}
 pytestmark = pytest.mark.usefixtures("fast_passwords")
 PERSONAS = ["anonymous", "bob", "carol", "all_but", "granted", "alice"]
@@ -85,11 +86,14 @@ def test_every_admin_url_and_action_is_known():
         for action in model_admin.actions or []:
             assert (model._meta.model_name, action) in ACTIONS, action
             assert getattr(model_admin, action).allowed_permissions, action
-    assert set(SURFACES) == {s for _, s, _ in ROUTES.values()} | set(ADMIN_VIEWS.values()) | set(ACTIONS.values())
+    # dataset_counts is a part of the home page (test_the_home_page_links_only_what_each_staff_user_may_open)
+    assert set(SURFACES) == ({s for _, s, _ in ROUTES.values()} | set(ADMIN_VIEWS.values()) | set(ACTIONS.values())
+                             | {"dataset_counts"})
 
 
 def concrete(route, export_id, version_id):
-    return "/" + (route.replace("<int:assignment_id>", "999999").replace("<int:export_id>", str(export_id))
+    return "/" + (route.replace("<uuid:assignment_id>", "00000000-0000-4000-8000-000000000000")
+                  .replace("<int:export_id>", str(export_id))
                   .replace("<int:number>", "1").replace("<int:version_id>", str(version_id)))
 
 
@@ -112,7 +116,7 @@ def world(db, bob, tmp_path, settings):
     export = Export.objects.create(status=Export.Status.DONE, file="export-1.jsonl")
     for model, _ in labeling_admins():
         assert model.objects.exists(), model
-    return {"version": version, "job": job, "export": export}
+    return {"version": version, "job": job, "export": export, "solution": task.solution}
 
 
 def staff_with(permissions, name):
@@ -210,6 +214,8 @@ def action_done(world, model, action):
         return Job.objects.get(pk=world["job"].pk).status == Job.Status.FAILED
     if model == "modelversion":
         return selector_active() == world["version"]
+    if model == "solution":
+        return Job.objects.filter(kind=Job.Kind.ROLLOUTS).exists()
     return Annotator.objects.filter(cleared_by_admin=True).exists()
 
 
@@ -222,9 +228,30 @@ def test_every_admin_action(client, who, model, action, world, bob, carol, alice
         client.force_login(staff_with([f"labeling.view_{model}"], name=f"viewer-{model}"))
     else:
         log_in(client, who, surface, bob, carol, alice)
-    target = {"job": world["job"], "modelversion": world["version"], "annotator": bob.annotator}[model]
+    target = {"job": world["job"], "modelversion": world["version"], "annotator": bob.annotator,
+              "solution": world["solution"]}[model]
     response = client.post(reverse(f"admin:labeling_{model}_changelist"),
                            {"action": action, "_selected_action": [target.pk]})
     # carol sees no list at all; viewer and all_but see it (view_<model>) but are not offered the action
     assert response.status_code == 403 if who == "carol" else response.status_code in (200, 302), who
     assert action_done(world, model, action) is (who in ALLOWED), who
+
+
+def test_the_home_page_links_only_what_each_staff_user_may_open(client, world, bob, carol, alice):
+    """A link on the home page never leads to a 403, and counts show only to who may view problems."""
+    client.force_login(carol)
+    page = client.get("/").content.decode()
+    assert 'id="no-admin-pages"' in page and 'id="count-problems"' not in page and "rounds-link" not in page
+    rounds_only = staff_with(SURFACES["rounds"][:1], name="rounds-only")
+    client.force_login(rounds_only)
+    page = client.get("/").content.decode()
+    assert 'id="rounds-link"' in page and "exports-link" not in page and "dashboard-link" not in page
+    assert client.get("/rounds/").status_code == 200
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert 'id="count-problems"' in page
+    for element in ("exports-link", "problems-link", "solutions-link", "dashboard-link", "rounds-link"):
+        assert f'id="{element}"' in page
+    import re
+    for href in re.findall(r'<a id="[a-z-]+-link" href="([^"]+)"', page):
+        assert client.get(href).status_code == 200, href

@@ -24,6 +24,7 @@ def _view(model):
 
 # surface -> the permissions, any one of which lets a staff user through
 SURFACES = {
+    "dataset_counts": _view("problem"),  # the home page's counts of problems, solutions, annotations
     "dashboard": _view("annotator"),  # annotators' speed, QC scores and agreement
     "rounds": _view("round"),  # the rounds page
     "round_api": _view("round"),  # /api/rounds/<n>/ and its selection
@@ -35,6 +36,7 @@ SURFACES = {
     "make_selector": ("labeling.change_modelversion",),  # the page's button and the admin's actions
     "stop_job": ("labeling.change_job",),  # the jobs admin's action
     "clear_annotator": ("labeling.change_annotator",),  # the annotators admin's action
+    "rollouts": ("labeling.add_job",),  # the solutions admin's "Estimate step values by rollouts" (a job)
 }
 
 
@@ -44,6 +46,20 @@ def allowed(user, surface: str) -> bool:
     if not (user.is_authenticated and user.is_active and user.is_staff):
         return False
     return user.is_superuser or any(user.has_perm(permission) for permission in needed)
+
+
+def admin_links(user) -> list[tuple[str, str, str]]:
+    """(label, url name, element id) of the admin pages `user` may open, for the home page: a link is shown
+    only where following it would not answer 403."""
+    links = [("Exports", "admin:labeling_export_changelist", "exports-link", _view("export")),
+             ("Problems", "admin:labeling_problem_changelist", "problems-link", _view("problem")),
+             ("Solutions", "admin:labeling_solution_changelist", "solutions-link", _view("solution")),
+             ("Quality dashboard", "dashboard", "dashboard-link", SURFACES["dashboard"]),
+             ("Rounds and models", "rounds", "rounds-link", SURFACES["rounds"])]
+    if not (user.is_authenticated and user.is_active and user.is_staff):
+        return []
+    return [(label, name, element) for label, name, element, needed in links
+            if user.is_superuser or any(user.has_perm(p) for p in needed)]
 
 
 def check(user, surface: str) -> None:

@@ -9,6 +9,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from labeling.models import Assignment, Task
 from labeling.queries import counts
 from labeling.services.annotation import queue
+from labeling.views.access import admin_links, allowed
 
 
 def _live_assignment(user):
@@ -28,7 +29,8 @@ def _has_work(user):
 def home(request):
     is_admin = request.user.is_staff
     return render(request, "labeling/home.html", {
-        "counts": counts.dataset_counts() if is_admin else None,
+        "counts": counts.dataset_counts() if allowed(request.user, "dataset_counts") else None,
+        "links": [(label, reverse(name), element) for label, name, element in admin_links(request.user)],
         "is_admin": is_admin,
         "has_work": not is_admin and _has_work(request.user),
     })
@@ -37,15 +39,16 @@ def home(request):
 @login_required
 @ensure_csrf_cookie
 def label(request, assignment_id=None):
-    """The labeling page. Its data come from the JSON API; the URL names the assignment so a reload resumes it."""
+    """The labeling page. Its data come from the JSON API; the URL names the assignment (by its public id,
+    the only one an annotator sees) so a reload resumes it."""
     if assignment_id is None:
         assignment = _live_assignment(request.user)
     else:
-        assignment = get_object_or_404(Assignment, id=assignment_id, annotator__user=request.user)
+        assignment = get_object_or_404(Assignment, public_id=assignment_id, annotator__user=request.user)
         if assignment.status != Assignment.Status.LEASED:
             return redirect("label")
     config = {
-        "assignmentId": assignment.id if assignment else None,
+        "assignmentId": str(assignment.public_id) if assignment else None,
         "api": "/api/",
         "labelUrl": reverse("label"),
         "loginUrl": f"{settings.LOGIN_URL}?next={reverse('label')}",
