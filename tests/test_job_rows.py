@@ -1,6 +1,7 @@
 """One job layer over one kind of row: a task's failure lands on its job and round, a stop ends a task
 quietly, an export is claimed and progressed as a job is, and every send records its message id."""
 import pytest
+from django.utils import timezone
 
 from labeling.errors import JobCancelled
 from labeling.models import Export, Job, ModelVersion, Round
@@ -68,9 +69,12 @@ def test_resume_sends_a_pending_export_but_not_a_retrain_snapshot(settings, tmp_
                                                                   django_capture_on_commit_callbacks):
     settings.EXPORT_DIR = tmp_path
     loose, snapshot = Export.objects.create(format="prm800k"), Export.objects.create(format="hf")
-    Job.objects.create(kind=Job.Kind.RETRAIN, parameters={"snapshot_export_id": snapshot.pk})
+    retrain = Job.objects.create(kind=Job.Kind.RETRAIN, parameters={"snapshot_export_id": snapshot.pk},
+                                 status=Job.Status.RUNNING, heartbeat=timezone.now(), attempts=1)  # a live worker's
     with django_capture_on_commit_callbacks(execute=True):
-        assert jobs_resume() == {"chunks": 0, "jobs": 1, "rounds": 0}
+        assert jobs_resume() == {"chunks": 0, "jobs": 2, "rounds": 0}  # the export and a copy of the retrain
+    retrain.refresh_from_db()
+    assert retrain.status == Job.Status.RUNNING and retrain.attempts == 1  # the copy was dropped
     loose.refresh_from_db()
     snapshot.refresh_from_db()
     assert loose.status == Export.Status.DONE and loose.progress == 1.0 and loose.celery_task_id

@@ -33,7 +33,7 @@ def test_it_rates_by_mouse_and_keyboard_renders_math_and_submits(browser, live_s
     make_task(priority=2.0)
     open_page(browser, live_server, By)
     assignment = Assignment.objects.get()
-    assert browser.current_url.endswith(f"/label/{assignment.id}/")
+    assert browser.current_url.endswith(f"/label/{assignment.public_id}/")
 
     assert browser.find_elements(By.CSS_SELECTOR, "#problem .katex")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#steps .katex")) >= 4
@@ -213,7 +213,7 @@ def test_it_guards_the_page(client, bob, django_user_model):
     page = client.get("/label/")
     assert page.status_code == 200 and b"label.js" in page.content and b"katex.min.js" in page.content
     assert b"cdn" not in page.content.lower()
-    assert client.get(f"/label/{theirs.id}/").status_code == 404
+    assert client.get(f"/label/{theirs.public_id}/").status_code == 404
     assert b"Check the queue" in client.get("/").content or b"Start labeling" in client.get("/").content
     client.force_login(carol)
     assert client.get("/label/").status_code == 200

@@ -41,6 +41,8 @@ ACTIONS = {("job", "stop_jobs"): "stop_job", ("modelversion", "make_selector"): 
            ("modelversion", "make_selector_anyway"): "make_selector",
            ("annotator", "clear_for_round_tasks"): "clear_annotator",
            ("solution", "estimate_step_values"): "rollouts"}
+# Sections of a labeling admin's change page that a surface shows: (model, read-only field) -> surface
+ADMIN_SECTIONS = {("solution", "rollout_labels"): "solution_rollouts"}
 STANDARD_ADMIN = {"changelist", "add", "history", "delete", "change"}
 pytestmark = pytest.mark.usefixtures("fast_passwords")
 PERSONAS = ["anonymous", "bob", "carol", "all_but", "granted", "alice"]
@@ -88,7 +90,7 @@ def test_every_admin_url_and_action_is_known():
             assert getattr(model_admin, action).allowed_permissions, action
     # dataset_counts is a part of the home page (test_the_home_page_links_only_what_each_staff_user_may_open)
     assert set(SURFACES) == ({s for _, s, _ in ROUTES.values()} | set(ADMIN_VIEWS.values()) | set(ACTIONS.values())
-                             | {"dataset_counts"})
+                             | set(ADMIN_SECTIONS.values()) | {"dataset_counts"})
 
 
 def concrete(route, export_id, version_id):
@@ -207,6 +209,19 @@ def test_our_views_in_the_admin(client, who, surface, world, bob, carol, alice):
     name = next(n for n, s in ADMIN_VIEWS.items() if s == surface)
     assert client.get(reverse(f"admin:{name}")).status_code == (200 if who in ALLOWED else 403)
     assert client.post(reverse(f"admin:{name}"), {}).status_code == (200 if who in ALLOWED else 403)  # form errors
+
+
+@pytest.mark.parametrize("model, field", sorted(ADMIN_SECTIONS))
+@pytest.mark.parametrize("who", ["carol", "all_but", "granted", "alice"])
+def test_admin_sections(client, who, model, field, world, bob, carol, alice):
+    """The section shows exactly to those allowed its surface (the page itself needs the model's view)."""
+    log_in(client, who, ADMIN_SECTIONS[(model, field)], bob, carol, alice)
+    pk = next(m for m, _ in labeling_admins() if m._meta.model_name == model).objects.order_by("pk").first().pk
+    response = client.get(reverse(f"admin:labeling_{model}_change", args=[pk]))
+    if who in ALLOWED:
+        assert response.status_code == 200 and f"field-{field}" in response.content.decode()
+    else:
+        assert response.status_code == 403 or f"field-{field}" not in response.content.decode()
 
 
 def action_done(world, model, action):

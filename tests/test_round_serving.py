@@ -185,7 +185,7 @@ def test_the_control_slice_is_drawn_at_random_and_looks_like_any_task(start):
             break
         assert response.status_code == 200, response.content
         payload = response.json()
-        sid = Assignment.objects.get(pk=payload["assignment_id"]).task.solution_id
+        sid = Assignment.objects.get(public_id=payload["assignment_id"]).task.solution_id
         kind = "control" if sid in control else "picked"
         payloads.setdefault(kind, payload)
         steps = len(payload["steps"])

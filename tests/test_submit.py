@@ -240,6 +240,7 @@ def test_human_completions_only_where_the_round_takes_them(settings):
 
 
 def test_quality_control_scores_inside_the_transaction(lease, monkeypatch):
+    Task.objects.filter(pk=lease.task_id).update(gold_ratings=[1] * 5)  # only a task with gold is scored
     seen = []
     monkeypatch.setattr(quality, "annotation_scored", lambda *, annotation: seen.append(annotation.pk))
     result = submit(lease)
@@ -252,6 +253,7 @@ def test_a_failure_after_the_first_write_leaves_nothing_behind(lease, monkeypatc
     def boom(*, annotation):
         raise RuntimeError("scoring failed")
     monkeypatch.setattr(quality, "annotation_scored", boom)
+    Task.objects.filter(pk=lease.task_id).update(gold_ratings=[1] * 5)  # only a task with gold is scored
     state = snapshot()
     with pytest.raises(RuntimeError):
         submit(lease)

@@ -92,7 +92,7 @@ def check(response, before):
         assert body["error"]["message"] and "field" in body["error"]
         assert snapshot() == before, "a refused request wrote something"
     else:
-        assert response.status_code in (200, 201) and "annotation_id" in body
+        assert response.status_code in (200, 201) and "client_id" in body
 
 
 @FUZZ
@@ -101,7 +101,7 @@ def test_fuzzed_json_submissions(lease_for, body):
     client, assignment = lease_for()
     before = snapshot()
     data = json.dumps(body).encode()  # ASCII-escaped: lone surrogates travel as JSON escapes
-    check(client.generic("POST", f"/api/assignments/{assignment.pk}/submit/", data,
+    check(client.generic("POST", f"/api/assignments/{assignment.public_id}/submit/", data,
                          content_type="application/json"), before)
 
 
@@ -110,7 +110,7 @@ def test_fuzzed_json_submissions(lease_for, body):
 def test_fuzzed_raw_submissions(lease_for, data, content_type):
     client, assignment = lease_for()
     before = snapshot()
-    check(client.generic("POST", f"/api/assignments/{assignment.pk}/submit/", data, content_type=content_type),
+    check(client.generic("POST", f"/api/assignments/{assignment.public_id}/submit/", data, content_type=content_type),
           before)
 
 
@@ -120,7 +120,7 @@ def test_fuzzed_raw_submissions(lease_for, data, content_type):
 def test_fuzzed_drafts(lease_for, draft):
     client, assignment = lease_for()
     before = snapshot()
-    response = client.generic("PUT", f"/api/assignments/{assignment.pk}/draft/", json.dumps(draft).encode(),
+    response = client.generic("PUT", f"/api/assignments/{assignment.public_id}/draft/", json.dumps(draft).encode(),
                               content_type="application/json")
     assert response.status_code < 500, response.content[:300]
     body = json.loads(response.content)
@@ -128,4 +128,4 @@ def test_fuzzed_drafts(lease_for, draft):
         assert body["error"]["message"] and snapshot() == before
     else:  # (numbers may come back in another spelling: jsonb keeps decimals, not binary floats)
         assert isinstance(draft, dict)
-        assert client.get(f"/api/assignments/{assignment.pk}/").json()["draft"].keys() == draft.keys()
+        assert client.get(f"/api/assignments/{assignment.public_id}/").json()["draft"].keys() == draft.keys()

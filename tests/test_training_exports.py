@@ -193,7 +193,8 @@ def test_it_writes_a_hugging_face_dataset_and_parquet(labels, tmp_path):
                                             cache_dir=str(tmp_path / "hf-cache"))
     for rows in (on_disk, parquet):
         assert rows.column_names == ["prompt", "completions", "labels", "ratings", "annotation_id", "problem_id",
-                                     "solution_id", "round"]
+                                     "solution_id", "round", "soft_labels", "label_source"]
+        assert rows["label_source"] == ["human"] * 6  # rollout and consensus rows: tests/test_rollout_exports.py
         f = rows.features
         assert (f["prompt"], f["completions"].feature, f["labels"].feature, f["ratings"].feature) == (
             datasets.Value("string"), datasets.Value("string"), datasets.Value("bool"), datasets.Value("int8"))

@@ -10,16 +10,22 @@ Every task is idempotent, so all use acks_late: a message whose worker dies is d
 once when a pool child dies, `reject_on_worker_lost`; after the broker's visibility timeout when the
 whole worker dies) and the redelivery does only what was not committed. A failure is written on the
 row by `RowTask.on_failure` (and fails the round the job serves), never left only in a worker log.
+
+No job hangs (labeling/services/jobs/heartbeat.py, reaper.py): `RowTask` beats the heartbeat of the rows
+its task claimed while the task runs; a delivery that finds its row held by a live worker is dropped
+(the claim returns False), one that finds the worker lost takes the row over; and every worker runs the
+reaper in a thread, which sends again or fails the rows whose heartbeat went stale.
 """
 import logging
 from pathlib import Path
 
 from celery import Task, shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 
 from labeling.errors import JobCancelled
 from labeling.models import Export, Job, JobChunk
-from labeling.services.jobs import rows
+from labeling.services.jobs import heartbeat, rows
 from labeling.services.jobs.dispatch import enqueue
 
 log = logging.getLogger(__name__)
@@ -35,7 +41,8 @@ class RowTask(Task):
 
     def __call__(self, *args, **kwargs):
         try:
-            return super().__call__(*args, **kwargs)
+            with heartbeat.scope():  # beats the rows the task claims (rows.job_claim, rows.chunk_claim)
+                return super().__call__(*args, **kwargs)
         except JobCancelled as exc:  # an admin stopped the job: its row already says so, nothing failed here
             log.warning("%s%r ends: %s", self.name, args, exc)
 
@@ -55,7 +62,14 @@ class RowTask(Task):
         """Called by enqueue before the message goes: the row keeps the id of the message that runs it."""
         model = {"job": Job, "chunk": JobChunk, "export": Export}.get(self.row)
         if model is not None:
-            model.objects.filter(pk=args[0]).update(celery_task_id=task_id)
+            model.objects.filter(pk=args[0]).update(celery_task_id=task_id, celery_task_name=self.name)
+
+
+@worker_ready.connect
+def _start_reaper(**kwargs):
+    """Every worker reaps (no beat process to run): rows whose worker was lost are sent again or failed."""
+    from labeling.services.jobs.reaper import reaper_start
+    reaper_start()
 
 
 def _job_failed(job_id, error):
@@ -117,6 +131,19 @@ def gpu_generate_chunk(chunk_id: int):
     params = chunk.job.parameters
     generate_chunk(chunk=chunk, generator=Generator.load(params["spec"]), candidates=params["candidates"],
                    spec=params["spec"], sampling=params["sampling"])
+    _chunk_done(chunk)
+
+
+@shared_task(base=RowTask, row="chunk")
+def gpu_rollouts(chunk_id: int):
+    """Rollout step labels for one chunk of solutions (labeling/services/rollouts/labeling_job.py)."""
+    from labeling.services.rollouts.labeling_job import rollouts_chunk
+    from workers.ml.rollouts import RolloutSampler
+
+    chunk = rows.chunk_claim(chunk_id=chunk_id)
+    if chunk is None:
+        return
+    rollouts_chunk(chunk=chunk, sampler=RolloutSampler.load(chunk.job.parameters["prover"]))
     _chunk_done(chunk)
 
 
@@ -215,11 +242,12 @@ def gpu_retrain(job_id: int):
 
     The trainer writes the model folder whole or not at all; whatever ends the run, no folder is left
     without a version, and the active selector is never touched here (retraining has the promotion hook).
-    A redelivery fails the job instead of training again (see retraining.retrain_claim).
+    A copy delivered while its worker lives is dropped; one whose worker was lost starts over clean
+    (see retraining.retrain_claim).
     """
     from labeling.services.training import retraining
 
-    job = retraining.retrain_claim(job_id=job_id)  # None when done, failed, or redelivered (then failed)
+    job = retraining.retrain_claim(job_id=job_id)  # None when over, or a copy of a live worker's message
     if job is None:
         return
     out_dir = retraining.retrain_out_dir(job_id=job_id)
@@ -227,7 +255,7 @@ def gpu_retrain(job_id: int):
         params = job.parameters
         rows.job_progress(job_id=job_id, message="writing the label snapshot")
         snapshot = retraining.retrain_snapshot(job=job)
-        items = retraining.snapshot_items(snapshot=snapshot, neutral=params["neutral"])
+        items = retraining.snapshot_items(snapshot=snapshot, neutral=params["neutral"], soft=params.get("soft", False))
         rows.job_progress(job_id=job_id, message=f"training on {len(items)} labeled solutions "
                                                  f"(snapshot export {snapshot['export_id']})")
 
@@ -245,3 +273,141 @@ def gpu_retrain(job_id: int):
             log.warning("job %s was stopped before its model was registered", job_id)
     finally:
         retraining.retrain_cleanup(job_id=job_id)  # keeps the folder of a registered version
+
+
+@shared_task(base=RowTask)
+def gpu_train_orm(job_id: int):
+    """Train the outcome reward model baseline on graded candidates and register it (kind orm)."""
+    from labeling.services.training import orm
+
+    job = orm.orm_claim(job_id=job_id)  # None when done, failed, or redelivered (then failed)
+    if job is None:
+        return
+    try:
+        from workers.ml.orm import train_orm
+
+        params = job.parameters
+        rows.job_progress(job_id=job_id, message="reading the graded candidates")
+        items = orm.orm_items(job=job)
+        rows.job_progress(job_id=job_id, message=f"training on {len(items)} graded solutions")
+
+        def progress(step, total, loss):
+            rows.job_progress(job_id=job_id, add=1, total=total, message=f"step {step}/{total}, loss {loss:.4f}")
+
+        out_dir = orm.orm_out_dir(job_id=job_id)
+        result = train_orm(base_spec=params["base"], items=items, out_dir=str(out_dir),
+                           learning_rate=params["learning_rate"], epochs=params["epochs"],
+                           batch_size=params["batch_size"], max_length=params["max_length"], seed=params["seed"],
+                           step_separator=params["step_separator"], progress=progress)
+        orm.orm_register(job_id=job_id, out_dir=str(out_dir), result=result)
+    finally:
+        orm.orm_cleanup(job_id=job_id)  # keeps the folder of a registered version
+
+
+@shared_task(base=RowTask)
+def gpu_benchmark(job_id: int):
+    """A PRM on named evaluation sets: calibrate its threshold on a dev set, evaluate on the sets, compare
+    best-of-N with an ORM (labeling.services.training.benchmarks). A redelivery runs it again."""
+    from labeling.models import EvaluationSet, ModelVersion
+    from labeling.services.training import benchmarks
+    from workers.ml.scorers import scorer_for
+
+    if not rows.job_start(job_id=job_id):
+        return
+    job = Job.objects.select_related("model_version").get(pk=job_id)
+    if job.model_version is None:
+        raise ValueError("the model version to evaluate no longer exists")
+    plan, version, result = job.parameters["benchmark"], job.model_version, {}
+    scorer = scorer_for(path=version.path, config=version.config)
+
+    def progress(done, message):
+        rows.job_progress(job_id=job_id, done=done, message=message)
+
+    if plan.get("calibrate_on"):
+        version = benchmarks.threshold_calibrate(version=version, scorer=scorer, progress=progress,
+                                                 dev_set=EvaluationSet.objects.get(pk=plan["calibrate_on"]))
+        result["calibration"] = version.metrics["calibration"]
+    if plan.get("sets"):
+        sets = list(EvaluationSet.objects.filter(pk__in=plan["sets"]))
+        sets.sort(key=lambda s: plan["sets"].index(s.pk))
+        result["sets"] = benchmarks.evaluate_on_sets(version=version, scorer=scorer, sets=sets, progress=progress)
+        version = benchmarks.benchmarks_save(version=version, sets=result["sets"])
+    if plan.get("orm"):
+        orm_version = ModelVersion.objects.get(pk=plan["orm"])
+        result["orm_comparison"] = benchmarks.best_of_n_compare(
+            version=version, scorer=scorer, orm_version=orm_version,
+            orm_scorer=scorer_for(path=orm_version.path, config=orm_version.config),
+            progress=lambda done, total, message: rows.job_progress(job_id=job_id, done=done, total=total,
+                                                                    message=message))
+        benchmarks.benchmarks_save(version=version, comparison=result["orm_comparison"])
+    rows.job_finish(job_id=job_id, result=result)
+
+
+@shared_task(base=RowTask)
+def gpu_train_generator(job_id: int):
+    """One iterative-RPO iteration: write the generator's own pairs, train DPO + NLL on them (TRL), register
+    the new generator version and start its held-out evaluation (labeling/services/training/generator_training.py)."""
+    from labeling.services.training import generator_training as training
+
+    job = training.generator_train_claim(job_id=job_id)
+    if job is None:
+        return
+    params, out_dir = job.parameters, training.generator_out_dir(job_id=job_id)
+    try:
+        rows.job_progress(job_id=job_id, message="writing the generator's preference pairs")
+        pairs = training.generator_pairs_snapshot(job=job)
+
+        def progress(step, total, loss):
+            rows.job_progress(job_id=job_id, done=step, total=total, message=f"step {step}/{total}, loss {loss:.4f}")
+
+        from workers.ml.rpo_training import train_rpo
+
+        result = train_rpo(base_spec=params["base"], pairs=pairs, out_dir=str(out_dir), steps=params["steps"],
+                           beta=params["beta"], alpha=params["alpha"], learning_rate=params["learning_rate"],
+                           batch_size=params["batch_size"], grad_accum=params["grad_accum"],
+                           max_length=params["max_length"], seed=params["seed"], progress=progress)
+        if training.generator_train_register(job_id=job_id, out_dir=str(out_dir), result=result) is None:
+            log.warning("job %s was stopped before its generator was registered", job_id)
+    except Exception as exc:
+        training.generator_train_fail_export(job_id=job_id, error=f"train_generator job {job_id}: {exc}")
+        raise
+    finally:
+        training.generator_train_cleanup(job_id=job_id)  # keeps the folder of a registered version
+
+
+@shared_task(base=RowTask)
+def gpu_evaluate_generator(job_id: int):
+    """A generator version's held-out accuracy (greedy, majority of N); then promotion as the job says."""
+    from labeling.services.training import generator_evaluation as evaluation
+    from labeling.services.training import generator_promotion as promotion
+    from workers.ml.generator import Generator
+
+    if not rows.job_start(job_id=job_id):
+        return
+    job = Job.objects.select_related("model_version").get(pk=job_id)
+    if job.model_version is None:
+        raise ValueError("the generator version to evaluate no longer exists")
+    p = job.parameters
+
+    def evaluated(version):
+        def progress(done, total, message):
+            rows.job_progress(job_id=job_id, done=done, total=total, message=f"{version.name}: {message}")
+
+        metrics = evaluation.evaluate_generator(
+            generator=Generator.load(version.path), n=p["n"], problems=p["problems"], temperature=p["temperature"],
+            max_new_tokens=p["max_new_tokens"], seed=p["seed"], batch_size=settings.STEPWISE_GENERATION_BATCH,
+            progress=progress)
+        return evaluation.generator_evaluation_save(version=version, metrics=metrics)
+
+    version = evaluated(job.model_version)
+    figures = version.metrics["generator_evaluation"]
+    result = {"evaluation": {k: v for k, v in figures.items() if k != "per_problem"}}
+    if p["promote"] == "always":
+        promotion.generator_promote(version=version, user=job.requested_by)
+        result["promoted"] = True
+    elif p["promote"] == "if_better":
+        baseline = promotion.generator_baseline(version=version)
+        if baseline is not None:
+            evaluated(baseline)
+        result["promoted"] = promotion.generator_promote_if_better(version=version)
+    rows.job_finish(job_id=job_id, result=result)

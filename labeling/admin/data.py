@@ -2,13 +2,17 @@
 import uuid
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
 
 from labeling import models
 from labeling.admin.display import short
+from labeling.admin.solution_rollouts import rollout_section
 from labeling.errors import DataError
 from labeling.formats.qc import GOLD_KINDS, gold_validate
+from labeling.services.jobs.dispatch import in_background
+from labeling.services.rollouts.labeling_job import rollouts_start
+from labeling.views.access import allowed
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -54,10 +58,41 @@ class SolutionAdmin(admin.ModelAdmin):
     readonly_fields = ("steps_hash", "created")
     inlines = [VerifierScoreInline]
     list_select_related = ("problem",)
+    actions = ["estimate_step_values"]
+
+    def has_rollouts_permission(self, request):
+        return allowed(request.user, "rollouts")
+
+    @admin.action(description="Estimate step values by rollouts (8 per prefix, every prefix, the default prover)",
+                  permissions=["rollouts"])
+    def estimate_step_values(self, request, queryset):
+        with in_background():  # the embedded mode rolls out in a thread, not in this request
+            job = rollouts_start(solution_ids=list(queryset.order_by("id").values_list("id", flat=True)),
+                                 user=request.user)
+        skipped = job.parameters["skipped_no_answer"]
+        messages.success(request, f"Rollouts job {job.pk} queued for {job.total} solution(s) with "
+                                  f"{job.parameters['prover']}" + (f"; {skipped} left out (no reference answer)"
+                                                                   if skipped else "") + ".")
 
     @admin.display(description="problem")
     def problem_short(self, obj):
         return short(obj.problem.text, 60)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and allowed(request.user, "solution_rollouts"):
+            fields = (*fields, "rollout_labels")
+        return fields
+
+    def get_fieldsets(self, request, obj=None):
+        fields = [f for f in self.get_fields(request, obj) if f != "rollout_labels"]
+        if "rollout_labels" not in self.get_readonly_fields(request, obj):
+            return [(None, {"fields": fields})]
+        return [(None, {"fields": fields}), ("Rollout labels beside human labels", {"fields": ["rollout_labels"]})]
+
+    @admin.display(description="per step")
+    def rollout_labels(self, obj):
+        return rollout_section(obj)
 
     @admin.display(description="steps")
     def step_count(self, obj):

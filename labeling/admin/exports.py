@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from labeling import models
-from labeling.formats.training import NEUTRAL, PROBLEM_SCOPES
+from labeling.formats.math_shepherd import LABEL_KINDS
+from labeling.formats.training import LABEL_SOURCES, NEUTRAL, PROBLEM_SCOPES
 from labeling.services.data.exports import FORMATS, OPTIONS, export_create, export_options
 
 
@@ -31,6 +32,14 @@ class ExportForm(forms.ModelForm):
     problems = forms.ChoiceField(choices=[("", "---------")] + [(p, p) for p in PROBLEM_SCOPES], required=False,
                                  help_text="preference: all problems (default), or only those the filtered labels "
                                            "cover")
+    source = forms.ChoiceField(choices=[("", "---------")] + [(s, s) for s in LABEL_SOURCES], required=False,
+                               help_text="trl, hf, math_shepherd: human labels (default), rollout labels, or "
+                                         "consensus (human annotations whose first error the rollouts confirm)")
+    labels = forms.ChoiceField(choices=[("", "---------")] + [(k, k) for k in LABEL_KINDS], required=False,
+                               help_text="math_shepherd: hard +/- labels (default) or soft (share of rollouts "
+                                         "correct)")
+    prover = forms.CharField(required=False, help_text="trl, hf, math_shepherd: only this prover's rollouts "
+                                                       "(default: any)")
 
     class Meta:
         model = models.Export
@@ -60,13 +69,13 @@ class ExportForm(forms.ModelForm):
 
 @admin.register(models.Export)
 class ExportAdmin(admin.ModelAdmin):
-    list_display = ("id", "format", "status", "progress_bar", "record_count", "step_count", "short_sha",
-                    "download", "requested_by", "created", "finished")
+    list_display = ("id", "format", "label_source", "status", "progress_bar", "record_count", "step_count",
+                    "short_sha", "download", "requested_by", "created", "finished")
     list_filter = ("status", "format")
     change_list_template = "admin/labeling/export/change_list.html"
     readonly_fields = ("status", "progress", "record_count", "step_count", "sha256", "file", "error",
                        "celery_task_id", "requested_by", "created", "started", "finished", "filters", "download",
-                       "provenance")
+                       "label_source", "provenance")
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -76,7 +85,7 @@ class ExportAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ("format", "generation", "labeler", "exclude_qc", "since", "include_test", "neutral", "pairs_per_problem",
-                    "problems")
+                    "problems", "source", "labels", "prover")
         return ("format", "filters") + tuple(f for f in self.readonly_fields if f != "filters")
 
     def has_change_permission(self, request, obj=None):
@@ -94,6 +103,17 @@ class ExportAdmin(admin.ModelAdmin):
     def progress_bar(self, obj):
         return format_html('<progress max="1" value="{}" data-status="{}"></progress> {}%', obj.progress,
                            obj.status, round(obj.progress * 100))
+
+    @admin.display(description="label source")
+    def label_source(self, obj):
+        """human, rollout or consensus; a consensus export says how much of the human labels it kept."""
+        source = (obj.filters.get("options") or {}).get("source", "human")
+        out = (obj.provenance or {}).get("output") or {}
+        if source == "consensus" and "consensus_candidates" in out:
+            share = out.get("consensus_kept_share")
+            return (f"consensus: kept {out['consensus_kept']} of {out['consensus_candidates']}"
+                    + (f" ({share:.0%})" if share is not None else ""))
+        return source
 
     @admin.display(description="sha256")
     def short_sha(self, obj):

@@ -97,7 +97,8 @@ class JobAdmin(admin.ModelAdmin):
             except InvalidInput as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, str(exc))
             else:
-                messages.info(request, f"Retrain job {job.pk} started; this list shows its progress.")
+                what = "is already under way (one at a time)" if getattr(job, "already_running", False) else "started"
+                messages.info(request, f"Retrain job {job.pk} {what}; this list shows its progress.")
                 return redirect(reverse("admin:labeling_job_changelist") + f"?kind__exact={models.Job.Kind.RETRAIN}")
         context = {**self.admin_site.each_context(request), "form": form, "title": "Retrain the PRM",
                    "opts": self.model._meta, "labels": models.Annotation.objects.count(), "selector": selector_active()}

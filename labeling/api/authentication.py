@@ -1,4 +1,5 @@
-"""Who is calling: API tokens that expire, and the one client address that throttles and lockouts use."""
+"""Who is calling: API tokens that expire, the one client address that throttles and lockouts use, and client
+headers that lockouts can store."""
 from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
@@ -29,3 +30,19 @@ def client_ip(request):
     """The caller's address: REMOTE_ADDR, or the X-Forwarded-For entry set by the last of STEPWISE_PROXY_COUNT
     trusted proxies (DRF's rule, so that django-axes locks out the address the throttles count)."""
     return BaseThrottle().get_ident(request)
+
+
+class StorableClientHeaders:
+    """Middleware: django-axes stores the User-Agent and Accept headers of every login attempt, and PostgreSQL
+    refuses a NUL character (a 500 on the token endpoint and the login pages). NULs there become U+FFFD."""
+
+    HEADERS = ("HTTP_USER_AGENT", "HTTP_ACCEPT")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        for key in self.HEADERS:
+            if "\x00" in request.META.get(key, ""):
+                request.META[key] = request.META[key].replace("\x00", "\ufffd")
+        return self.get_response(request)

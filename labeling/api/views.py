@@ -4,7 +4,8 @@ from django.contrib.auth import logout
 from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.renderers import (OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer,
                                         OpenApiYamlRenderer2)
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions, permissions, status
 from rest_framework.authentication import SessionAuthentication
@@ -17,6 +18,8 @@ from rest_framework.views import APIView
 from labeling.api import serializers as s
 from labeling.api.authentication import ExpiringTokenAuthentication
 from labeling.api.errors import JSONBodyParser, LockedOut
+from labeling.api.schema_docs import (ANY, CALLER, JSON_BODY, SUBMIT_400, SUBMIT_EXAMPLES, TOKEN_400, DraftSerializer,
+                                     documented)
 from labeling.services.annotation import accounts, queue
 from labeling.services.annotation.checks import DRAFT_MAX_BYTES
 from labeling.services.annotation.submission import annotation_submit
@@ -57,8 +60,10 @@ class TokenView(APIView):
     parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
 
-    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer}, auth=[])
+    @documented(request=s.CredentialsSerializer, ok={200: s.TokenSerializer}, refusals=(*JSON_BODY, *ANY), auth=[],
+                why={"400": TOKEN_400})
     def post(self, request):
+        s.CredentialsSerializer(data=request.data).is_valid(raise_exception=True)
         # DRF's serializer calls authenticate(request=request, ...): the axes backend refuses a locked-out
         # client there and its failure handler counts the miss (flags stay on this DRF request).
         form = AuthTokenSerializer(data=request.data, context={"request": request})
@@ -83,7 +88,7 @@ class LogoutView(ApiView):
     """Deletes the caller's token (every client of this login must ask for a new one) and ends a browser
     session if that is how the call came."""
 
-    @extend_schema(request=None, responses={204: OpenApiResponse(description="token deleted")})
+    @documented(request=None, ok={204: OpenApiResponse(description="token deleted")}, refusals=CALLER)
     def post(self, request):
         accounts.tokens_revoke(user=request.user)
         if request.auth is None:
@@ -92,8 +97,8 @@ class LogoutView(ApiView):
 
 
 class QueueNextView(AnnotatorView):
-    @extend_schema(request=None, responses={200: s.AssignmentSerializer,
-                                            204: OpenApiResponse(description="nothing left for you")})
+    @documented(request=None, refusals=CALLER,
+                ok={200: s.AssignmentSerializer, 204: OpenApiResponse(description="nothing left for you")})
     def post(self, request):
         assignment = queue.queue_next(annotator=self.annotator)
         if assignment is None:
@@ -102,7 +107,7 @@ class QueueNextView(AnnotatorView):
 
 
 class AssignmentView(AnnotatorView):
-    @extend_schema(responses={200: s.AssignmentSerializer})
+    @documented(ok={200: s.AssignmentSerializer}, refusals=(*CALLER, 404, 410))
     def get(self, request, assignment_id):
         assignment = queue.assignment_get(assignment_id=assignment_id, annotator=self.annotator)
         return Response(s.assignment_payload(assignment))
@@ -111,15 +116,21 @@ class AssignmentView(AnnotatorView):
 class DraftView(AnnotatorView):
     max_body_bytes = DRAFT_MAX_BYTES
 
-    @extend_schema(request={"application/json": {"type": "object"}}, responses={200: s.DraftSavedSerializer})
+    @documented(request=DraftSerializer, ok={200: s.DraftSavedSerializer},
+                refusals=(*JSON_BODY, *CALLER, 404, 409, 410))
     def put(self, request, assignment_id):
         assignment = queue.assignment_draft_save(assignment_id=assignment_id, annotator=self.annotator,
                                                  draft=request.data)
-        return Response({"assignment_id": assignment.pk, "draft_saved_at": assignment.draft_saved_at})
+        return Response({"assignment_id": assignment.public_id, "draft_saved_at": assignment.draft_saved_at,
+                         "expires_at": assignment.expires_at})
 
 
 class SubmitView(AnnotatorView):
-    @extend_schema(request=s.SubmitSerializer, responses={201: s.AnnotationSerializer, 200: s.AnnotationSerializer})
+    @documented(request=s.SubmitSerializer, examples=SUBMIT_EXAMPLES,
+                ok={201: OpenApiResponse(s.AnnotationSerializer, description="stored"),
+                    200: OpenApiResponse(s.AnnotationSerializer, description="a replay: this client_id and body "
+                                                                             "were stored before")},
+                refusals=(*JSON_BODY, *CALLER, 404, 409, 410), why={"400": SUBMIT_400})
     def post(self, request, assignment_id):
         form = s.SubmitSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -133,11 +144,13 @@ class QueueSummaryView(ApiView):
 
     permission_classes = [api_permission("queue_summary")]
 
-    @extend_schema(responses={200: {"type": "object"}})
+    @documented(ok={200: s.QueueSummarySerializer}, refusals=CALLER)
     def get(self, request):
         return Response(queue.queue_summary())
 
 
+@extend_schema_view(get=documented(ok={200: OpenApiResponse(OpenApiTypes.OBJECT, description="this document")},
+                                   refusals=(*CALLER, 404), why={"404": "No renderer for this `format`."}))
 class SchemaView(SpectacularAPIView):
     """The OpenAPI schema, for any logged-in user (authenticated like the rest of the API)."""
 

@@ -20,7 +20,7 @@ MARGIN_LEFT, MARGIN_TOP, MARGIN_RIGHT, MARGIN_BOTTOM = 64, 40, 24, 48
 CHAR_WIDTH, LEGEND_ROW, LEGEND_SYMBOL, LEGEND_GAP = 7.5, 18, 26, 18
 CATEGORY_CHARS = 20
 RULE_LABELS = {"prm": "PRM (max score)", "last": "Last step (ORM-like)", "majority": "Majority vote",
-               "oracle": "Oracle (pass@N)"}
+               "oracle": "Oracle (pass@N)", "orm": "ORM (max score)", "weighted_majority": "PRM-weighted majority"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # not allowed in XML 1.0, even escaped
 
 

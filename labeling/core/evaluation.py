@@ -21,6 +21,12 @@ Conventions (the evaluation pages and charts use these and only these):
   the top score (PRM800K takes the first maximum of a shuffled list, which is the same thing);
   "majority" picks uniformly among the answers sharing the top count, then uniformly among the
   candidates giving that answer. "oracle" is pass@N: solved if any drawn candidate is correct.
+- Two more rules, asked for by name (not in RULES, the default): "orm" picks the top `score_orm` (an
+  outcome reward model's score) as "prm" picks the top `score_prm`; "weighted_majority" (the implicit-PRM
+  paper's PRM-weighted vote) gives each answer the sum of its candidates' `score_prm` (a score that is
+  not a finite positive number weighs 0) and picks the answer with the largest sum, ties as "majority".
+- Per subset (ProcessBench's table): processbench_by_subset groups golds and predictions by subset and
+  reports each subset's accuracies and F1, and their unweighted mean F1 ("average" in the paper).
 """
 import bisect
 import itertools
@@ -29,7 +35,8 @@ import random
 
 RATINGS = (-1, 0, 1)
 RULES = ("prm", "last", "majority", "oracle")
-SCORE_KEYS = {"prm": "score_prm", "last": "score_last"}
+ALL_RULES = RULES + ("orm", "weighted_majority")
+SCORE_KEYS = {"prm": "score_prm", "last": "score_last", "orm": "score_orm"}
 
 
 # --- step-level AUROC -------------------------------------------------------------------------------
@@ -105,6 +112,30 @@ def processbench_f1(golds, predictions) -> dict:
             "n_error": len(erroneous), "n_correct": len(correct)}
 
 
+def processbench_by_subset(subsets, golds, predictions) -> dict:
+    """{"subsets": {name: processbench_f1 of its records}, "average_f1": mean of the subsets' F1}.
+
+    Subsets are listed in order of first appearance; the average is over subsets whose F1 exists
+    (None when none has one), each subset weighing the same whatever its size, as ProcessBench averages.
+    """
+    subsets, golds, predictions = list(subsets), list(golds), list(predictions)
+    if not len(subsets) == len(golds) == len(predictions):
+        raise ValueError("subsets, golds and predictions must have the same length")
+    groups = {}
+    for subset, gold, prediction in zip(subsets, golds, predictions):
+        group = groups.setdefault(subset, ([], []))
+        group[0].append(gold)
+        group[1].append(prediction)
+    out = {name: processbench_f1(g, p) for name, (g, p) in groups.items()}
+    f1s = [m["f1"] for m in out.values() if m["f1"] is not None]
+    return {"subsets": out, "average_f1": sum(f1s) / len(f1s) if f1s else None}
+
+
+def weight_of(score) -> float:
+    """A candidate's vote in "weighted_majority": its PRM score, 0 unless a finite positive number."""
+    return float(score) if isinstance(score, (int, float)) and math.isfinite(score) and score > 0 else 0.0
+
+
 def best_threshold(golds, step_scores, thresholds=None) -> dict:
     """The threshold with the highest ProcessBench F1, with that F1's dict ({"threshold": t, ...}).
 
@@ -157,10 +188,12 @@ def default_ns(max_n):
 
 def _prepare(problems, ns, rules):
     problems = [list(candidates) for candidates in problems]
-    unknown = set(rules) - set(RULES)
+    unknown = set(rules) - set(ALL_RULES)
     if unknown:
-        raise ValueError(f"unknown best-of-N rules {sorted(unknown)}; choose from {RULES}")
+        raise ValueError(f"unknown best-of-N rules {sorted(unknown)}; choose from {ALL_RULES}")
     needed = {"answer", "is_correct"} | {SCORE_KEYS[r] for r in rules if r in SCORE_KEYS}
+    if "weighted_majority" in rules:
+        needed.add("score_prm")
     for candidates in problems:
         for candidate in candidates:
             missing = needed - set(candidate)
@@ -210,7 +243,7 @@ def _prefix_chunks(order, ns):
 
 
 def _walk(rule, order, ns, rng):
-    hits, best, groups, solved = [], None, {}, False
+    hits, best, groups, weights, solved = [], None, {}, {}, False
     for chunk in _prefix_chunks(order, ns):
         for c in chunk:
             solved = solved or bool(c["is_correct"])
@@ -219,12 +252,18 @@ def _walk(rule, order, ns, rng):
             if rule in SCORE_KEYS and (best is None or c[SCORE_KEYS[rule]] > best[SCORE_KEYS[rule]]):
                 best = c  # strictly greater: the earliest of tied maxima in a random order, so uniform
             groups.setdefault(c["answer"], []).append(c)
+            weights[c["answer"]] = weights.get(c["answer"], 0.0) + weight_of(c["score_prm"]) \
+                if rule == "weighted_majority" else 0.0
         if rule == "oracle":
             hits.append(solved)
         elif rule == "majority":
             top = max((len(g) for g in groups.values()), default=0)
             winners = [g for g in groups.values() if len(g) == top]
             # the first drawn candidate with the winning answer is a uniform pick among them
+            hits.append(bool(winners) and bool(rng.choice(winners)[0]["is_correct"]))
+        elif rule == "weighted_majority":
+            top = max(weights.values(), default=0.0)
+            winners = [groups[a] for a, w in weights.items() if w == top]
             hits.append(bool(winners) and bool(rng.choice(winners)[0]["is_correct"]))
         else:
             hits.append(best is not None and bool(best["is_correct"]))
@@ -234,8 +273,9 @@ def _walk(rule, order, ns, rng):
 def best_of_n_exact(problems, ns=None, *, rules=RULES, max_subsets=100_000) -> dict:
     """The expectation best_of_n estimates, computed exactly: {rule: [(N, accuracy), ...]}.
 
-    "prm", "last" and "oracle" have closed forms, cheap for any N. "majority" enumerates every
-    N-subset, so it raises ValueError when a problem has more than `max_subsets` of them.
+    "prm", "last", "orm" and "oracle" have closed forms, cheap for any N. "majority" and
+    "weighted_majority" enumerate every N-subset, so they raise ValueError when a problem has more
+    than `max_subsets` of them.
     """
     problems, ns = _prepare(problems, ns, rules)
     totals = {rule: [sum(_expected(rule, candidates, n, max_subsets) for candidates in problems) for n in ns]
@@ -255,7 +295,8 @@ def _expected(rule, candidates, n, max_subsets):
         return _expected_argmax(candidates, k, SCORE_KEYS[rule])
     if math.comb(size, k) > max_subsets:
         raise ValueError(f"{math.comb(size, k)} subsets of {k} out of {size} is more than max_subsets")
-    return sum(map(_expected_majority, itertools.combinations(candidates, k))) / math.comb(size, k)
+    vote = _expected_weighted_majority if rule == "weighted_majority" else _expected_majority
+    return sum(map(vote, itertools.combinations(candidates, k))) / math.comb(size, k)
 
 
 def _expected_argmax(candidates, k, key):
@@ -287,4 +328,17 @@ def _expected_majority(subset):
             group[1] += bool(c["is_correct"])
     top = max((count for count, _ in groups.values()), default=0)
     winners = [correct / count for count, correct in groups.values() if count == top]
+    return sum(winners) / len(winners) if winners else 0.0
+
+
+def _expected_weighted_majority(subset):
+    groups = {}
+    for c in subset:
+        if c["answer"] is not None:
+            group = groups.setdefault(c["answer"], [0.0, 0, 0])
+            group[0] += weight_of(c["score_prm"])
+            group[1] += 1
+            group[2] += bool(c["is_correct"])
+    top = max((weight for weight, _, _ in groups.values()), default=0.0)
+    winners = [correct / count for weight, count, correct in groups.values() if weight == top]
     return sum(winners) / len(winners) if winners else 0.0

@@ -13,6 +13,9 @@ from collections import defaultdict
 from numbers import Real
 from typing import Any, Hashable, Iterable, NamedTuple, Optional
 
+from labeling.core.agreement import NO_ERROR
+from labeling.core.step_scores import p_not_negative
+
 CONVINCING_WRONG = "convincing_wrong"
 CONVINCING_ANY = "convincing_any"
 CONTROL = "control"
@@ -169,3 +172,81 @@ def select_random_wrong(candidates: Iterable, *, per_problem: int, wrong_fractio
 
 def _sortable(value):
     return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
+
+
+# --- the disagreement rule -------------------------------------------------------------------------------
+
+PRM800K_RULE = "prm800k"
+DISAGREEMENT_RULE = "disagreement"
+SELECTION_RULES = (PRM800K_RULE, DISAGREEMENT_RULE)
+DISAGREEMENT = "disagreement"
+
+
+def _optional(candidate, name):
+    if isinstance(candidate, dict):
+        return candidate.get(name)
+    return getattr(candidate, name, None)
+
+
+def disagreement(score: float, min_advantage=None, rollout_first_error=None, selector_first_error=None, *,
+                 threshold: float = 0.5) -> float:
+    """How much the rollouts contradict the selector on one solution: its selector score times the stronger of
+
+    - a strongly negative process advantage somewhere: -min A_k, when min A_k <= -threshold (a step after
+      which the prover's chance of reaching the answer fell by at least `threshold`);
+    - 1 when the rollouts and the selector both name a first error (a step index, or "none") and differ.
+
+    0 when neither holds (or the rollouts are missing): such a solution is not a disagreement pick.
+    """
+    strength = 0.0
+    if min_advantage is not None and min_advantage <= -threshold:
+        strength = -min_advantage
+    if rollout_first_error is not None and selector_first_error is not None \
+            and rollout_first_error != selector_first_error:
+        strength = max(strength, 1.0)
+    return max(0.0, score) * strength
+
+
+def select_by_disagreement(candidates: Iterable, *, per_problem: int, wrong_fraction: float = 0.8,
+                           qc_ids: Iterable = (), threshold: float = 0.5) -> list[Selected]:
+    """The `disagreement` round rule: per problem, first the candidates the rollouts most contradict (see
+    `disagreement`; candidates may carry `min_advantage`, `rollout_first_error`, `selector_first_error`),
+    reason "disagreement", by disagreement descending, then score, then solution id; the slots left go by
+    the PRM800K rule (`select_for_round`) over the rest. QC ids as in `select_for_round`.
+    """
+    _slots(per_problem, wrong_fraction)
+    extra = {}
+    plain = []
+    for raw in candidates:
+        c = _normalise(raw)
+        extra[c.solution_id] = disagreement(c.score, _optional(raw, "min_advantage"),
+                                            _optional(raw, "rollout_first_error"),
+                                            _optional(raw, "selector_first_error"), threshold=threshold)
+        plain.append(c)
+    by_problem, result = _partition(plain, set(qc_ids))
+    for pool in by_problem.values():
+        contested = sorted((c for c in pool if extra[c.solution_id] > 0),
+                           key=lambda c: (-extra[c.solution_id], -c.score, c.solution_id))[:per_problem]
+        result += [c._replace(reason=DISAGREEMENT) for c in contested]
+        left = per_problem - len(contested)
+        if left:
+            taken = {c.solution_id for c in contested}
+            result += select_for_round([c._asdict() for c in pool if c.solution_id not in taken],
+                                       per_problem=left, wrong_fraction=wrong_fraction)
+    result.sort(key=_rank)
+    return result
+
+
+def selector_first_error(step_scores, n_steps: int, *, cut: float = 0.5):
+    """The selector's first error: the first step whose P(not negative) is below `cut` (0-based), "none"
+    (labeling.core.agreement.NO_ERROR) when every one of `n_steps` steps is at or above it, None when the
+    step scores are missing, truncated or not probabilities (an implicit PRM's rewards)."""
+    if not step_scores or len(step_scores) < n_steps:
+        return None
+    try:
+        probs = [p_not_negative(s, i) for i, s in enumerate(step_scores[:n_steps])]
+    except ValueError:
+        return None
+    if any(p is None for p in probs):
+        return None
+    return next((i for i, p in enumerate(probs) if p < cut), NO_ERROR)

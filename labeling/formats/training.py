@@ -15,17 +15,25 @@ from dataclasses import dataclass
 
 NEUTRAL = ("positive", "negative", "drop")
 PROBLEM_SCOPES = ("all", "labeled")
+# Where step labels come from: annotators, rollouts (labeling.queries.rollouts), annotations whose first
+# error the rollouts confirm (consensus filtering), or both human and rollout rows (each row says which).
+LABEL_SOURCES = ("human", "rollout", "consensus", "both")
 
 
 @dataclass(frozen=True)
 class StepwiseOptions:
     """neutral: how a 0 rating becomes a bool label. positive (PRM800K's choice for its PRM), negative, or
-    drop (leave out every annotation whose kept steps include a 0)."""
+    drop (leave out every annotation whose kept steps include a 0). source: which labels (LABEL_SOURCES).
+    prover: the rollouts of this prover only (blank: per solution, the first prover by name)."""
     neutral: str = "positive"
+    source: str = "human"
+    prover: str = ""
 
     def __post_init__(self):
         if self.neutral not in NEUTRAL:
             raise ValueError(f"neutral must be one of {', '.join(NEUTRAL)}, got {self.neutral!r}")
+        if self.source not in LABEL_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(LABEL_SOURCES)}, got {self.source!r}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from django.db.models import Count, Func, IntegerField, Q, Sum
 
 from labeling.core import agreement as metrics
-from labeling.models import Annotation, Annotator, Assignment, Completion, Task
+from labeling.core.intervals import wilson_interval
+from labeling.models import Annotation, Annotator, Assignment, Completion, RolloutEstimate, Solution, Task
+from labeling.queries.rollouts import IN_BATCH, rollout_summaries
 
 MEDIAN_SAMPLE = 50_000
 OVERLAP_LIMIT = 2_000
@@ -117,3 +119,58 @@ def overlap_agreement(*, since, round_number=None, limit=OVERLAP_LIMIT) -> Agree
     raters = {a for _n, by_rater in tasks.values() for a in by_rater}
     names = {a.id: str(a) for a in Annotator.objects.filter(id__in=raters).select_related("user")}
     return AgreementView(report=report, names=names, limit=limit)
+
+
+# --- agreement with rollouts ---------------------------------------------------------------------------
+
+@dataclass
+class RolloutAgreementRow:
+    """One annotator's first errors against the rollouts' estimated first errors, on the same solutions."""
+    annotator: str
+    compared: int  # annotations where both sides decide (a first -1 or none; rollouts not undecided)
+    agreed: int
+    undecided: int  # annotations of solutions with rollouts where either side decides nothing
+
+    @property
+    def share(self):
+        return self.agreed / self.compared if self.compared else None
+
+    @property
+    def interval(self):
+        return wilson_interval(self.agreed, self.compared)
+
+
+def rollout_agreement(*, since, round_number=None, limit=MEDIAN_SAMPLE) -> list:
+    """Per annotator, over their latest `limit` annotations since `since` of solutions that have rollout
+    estimates: how often their first error (agreement.outcome) is the rollouts' estimated first error
+    (labeling.queries.rollouts). A cheap signal beside QC: rollouts are noisy, humans are the gold."""
+    labeled = Annotation.objects.filter(timestamp__gte=since, solution_id__in=RolloutEstimate.objects.values(
+        "solution_id"))
+    if round_number is not None:
+        labeled = labeled.filter(round__number=round_number)
+    rows = list(labeled.order_by("-id").values_list("id", "annotator_id", "solution_id")[:limit])
+    by_annotator = {}
+    for start in range(0, len(rows), IN_BATCH):
+        batch = rows[start:start + IN_BATCH]
+        solution_ids = {sid for _, _, sid in batch}
+        summaries = rollout_summaries(solution_ids)
+        lengths = {sid: len(steps) for sid, steps in Solution.objects.filter(id__in=solution_ids)
+                   .values_list("id", "steps")}
+        ratings = {aid: [] for aid, _, _ in batch}
+        for aid, step, rating in (Completion.objects.filter(index=0, annotation_id__in=ratings)
+                                  .order_by("annotation_id", "step_index")
+                                  .values_list("annotation_id", "step_index", "rating")):
+            ratings[aid].extend([None] * (step - len(ratings[aid])))
+            ratings[aid].append(rating)
+        for aid, annotator_id, sid in batch:
+            counts = by_annotator.setdefault(annotator_id, [0, 0, 0])
+            human = metrics.outcome(ratings[aid], lengths[sid])
+            rollout = summaries[sid].first_error(lengths[sid]) if sid in summaries else None
+            if human is None or rollout is None:
+                counts[2] += 1
+            else:
+                counts[0] += 1
+                counts[1] += human == rollout
+    names = {a.id: str(a) for a in Annotator.objects.filter(id__in=by_annotator).select_related("user")}
+    return [RolloutAgreementRow(annotator=names[a], compared=c, agreed=g, undecided=u)
+            for a, (c, g, u) in sorted(by_annotator.items(), key=lambda item: names[item[0]])]

@@ -14,7 +14,7 @@ from django.db.models import Count
 from labeling.core.bar_charts import bar_chart_svg
 from labeling.core.charts import best_of_n_svg, line_chart_svg
 from labeling.models import Annotation, Job, ModelVersion, Round, Task
-from labeling.queries import quality
+from labeling.queries import generators, quality
 from labeling.queries.yields import YIELD_REASONS, round_yields, yield_ratio
 from labeling.services.rounds.registry import selector_active
 
@@ -32,6 +32,7 @@ class RoundRow:
     yields: dict  # reason -> queries.yields.Yield (served solutions, of which an error was found)
     agreement: "quality.AgreementView | None"
     model_after: "ModelVersion | None"
+    generator: "dict | None" = None  # queries.generators.summary of the generator the round sampled from
 
     @property
     def served_yields(self):
@@ -153,10 +154,14 @@ def rounds_page() -> dict:
                                 if r.overlap > 1 else None),
                      model_after=after.get(r.pk))
             for r in rounds]
+    sampled_from = generators.round_generators(rounds)
+    for row in rows:
+        row.generator = sampled_from[row.round.pk]
     active = selector_active()
     jobs = _latest_evaluate_jobs(versions)
     return {
         "rows": rows,
+        "generators": generators.generator_rows(),
         "versions": [{"version": v, "evaluation": evaluation_of(v), "job": jobs.get(v.pk),
                       "bon_prm": metric(evaluation_of(v), "best_of_n_prm")} for v in versions],
         "active": active,

@@ -20,7 +20,8 @@ from labeling.services.data.training_exports import annotation_pages
 Reason = RoundSelection.Reason
 YIELD_REASONS = (Reason.CONVINCING_WRONG, Reason.CONVINCING_ANY, Reason.CONTROL, Reason.RANDOM_WRONG)
 REASON_LABELS = {Reason.CONVINCING_WRONG: "convincing wrong", Reason.CONVINCING_ANY: "convincing any",
-                 Reason.CONTROL: "control (random)", Reason.RANDOM_WRONG: "random wrong (fallback)"}
+                 Reason.CONTROL: "control (random)", Reason.RANDOM_WRONG: "random wrong (fallback)",
+                 Reason.DISAGREEMENT: "rollouts disagree"}
 
 
 @dataclass(frozen=True)

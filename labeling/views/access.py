@@ -36,7 +36,8 @@ SURFACES = {
     "make_selector": ("labeling.change_modelversion",),  # the page's button and the admin's actions
     "stop_job": ("labeling.change_job",),  # the jobs admin's action
     "clear_annotator": ("labeling.change_annotator",),  # the annotators admin's action
-    "rollouts": ("labeling.add_job",),  # the solutions admin's "Estimate step values by rollouts" (a job)
+    "solution_rollouts": _view("solution"),  # the solution admin's rollout Q/A section beside the human labels
+    "rollouts": ("labeling.change_solution",),  # the solutions admin's "Estimate step values by rollouts" (a job)
 }
 
 

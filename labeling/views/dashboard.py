@@ -31,6 +31,7 @@ def dashboard(request):
         "rounds": Round.objects.values_list("number", flat=True),
         "annotators": quality.annotator_rows(since=since),
         "agreement": quality.overlap_agreement(since=since, round_number=round_number),
+        "rollout_agreement": quality.rollout_agreement(since=since, round_number=round_number),
         "screening_pass": settings.STEPWISE_SCREENING_PASS,
     })
 

@@ -67,5 +67,7 @@ version_make_selector = _version_button(
 @requires("retrain")
 def retrain_now(request):
     return _button(request, lambda: retrain_start(params=RetrainParameters(), user=request.user),
-                   refused=(ValueError, QueueError), success=lambda job: f"retraining job {job.pk} started",
+                   refused=(ValueError, QueueError), success=lambda job: f"retraining job {job.pk} " + ("is already under way (one at a time)"
+                                                                        if getattr(job, "already_running", False)
+                                                                        else "started"),
                    failure="retraining not started: {}")

@@ -16,14 +16,12 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
+from labeling.core import prompts
+from labeling.core.prompts import generator_message, plain_prompt
 from labeling.core.solution_text import DEFAULT_DELIMITER, extract_answer, split_into_steps
 from workers.ml.loading import ModelCache, cache_size, load_causal_lm, load_tokenizer
 
-INSTRUCTION = (
-    "Solve the following math problem step by step. Write one step per paragraph, with a blank line "
-    "between steps. When you are done, write a line \"# Answer\", then a blank line, then the final "
-    "answer alone.\n\nProblem: {problem}"
-)
+INSTRUCTION = prompts.INSTRUCTION  # the template lives in labeling.core.prompts, shared with the RPO pairs
 
 # One generator: a round samples with one model, and a worker that moves on to another spec need not
 # keep the last one's weights.
@@ -45,12 +43,16 @@ def has_chat_template(tokenizer) -> bool:
 
 
 def build_prompt(tokenizer, problem: str) -> str:
-    """The prompt text: the tokenizer's chat template around one user message, else plain text."""
-    message = INSTRUCTION.format(problem=problem.strip())
+    """The prompt text: the tokenizer's chat template around one user message, else plain text
+    (the template: labeling.core.prompts; RPO pairs train on the same text, workers.ml.rpo_training)."""
+    return wrap_message(tokenizer, generator_message(problem))
+
+
+def wrap_message(tokenizer, message: str) -> str:
     if has_chat_template(tokenizer):
         return tokenizer.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
                                              add_generation_prompt=True)
-    return f"{message}\n\nSolution:\n"
+    return plain_prompt(message)
 
 
 def row_seed(seed: int, problem_index: int, sample_index: int) -> int:

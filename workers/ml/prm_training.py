@@ -11,6 +11,10 @@ None (unlabeled, e.g. after the first -1) or cut off by `max_length` gets no lab
 nothing to the loss; the cross-entropy is taken only at labeled separator positions, averaged over
 the labeled steps of each optimizer step (so gradient accumulation weights every step equally).
 
+Soft targets (rollout labels, Math-Shepherd's soft estimate): a rating given as a `float` q in [0, 1] is the
+probability that the step is good, trained as the target distribution (negative 1 - q, neutral 0,
+positive q) with the same cross-entropy; ints -1 / 0 / +1 stay hard classes.
+
 The base is a causal LM (folder, hub id, .gguf or `package:...`; the step head is new and seeded)
 or a PRM folder written by this module (training continues). Master weights stay fp32; on CUDA the
 forward runs under bf16 autocast with gradient checkpointing, on CPU in plain fp32.
@@ -46,7 +50,7 @@ def train_step_prm(*, base_spec, items, out_dir, learning_rate=2e-5, epochs=1, b
                    seed=0, step_separator=DEFAULT_SEPARATOR, grad_accum=1, progress=None, stop=None) -> dict:
     """Train a 3-class step head (plus backbone) on `items` and save it to `out_dir`; return the run's figures.
 
-    items: (problem, steps, ratings) triples; ratings has one -1/0/+1 or None per step.
+    items: (problem, steps, ratings) triples; ratings has one -1/0/+1 (or a float soft target) or None per step.
     progress(step, total_steps, loss): called after each optimizer step; an exception it raises aborts.
     stop(): checked before each optimizer step; truthy ends the run with TrainingStopped.
     """
@@ -120,17 +124,21 @@ def train_step_prm(*, base_spec, items, out_dir, learning_rate=2e-5, epochs=1, b
     model.config.use_cache = True
     model.config.step_separator = step_separator  # kept in config.json so a loader can tell
     _save(model, tokenizer, out)
-    counts = [0] * len(LABELS)
+    counts, soft = [0] * len(LABELS), 0
     for _, targets in examples:
         for _, label in targets:
-            counts[label] += 1
+            if isinstance(label, tuple):
+                soft += 1
+            else:
+                counts[label] += 1
     return {
         "loss_curve": curve,
         "step_tokens": step_tokens,
         "steps": step,
         "items": len(examples),
-        "labeled_steps": sum(counts),
+        "labeled_steps": sum(counts) + soft,
         "label_counts": dict(zip(LABELS, counts)),
+        "soft_targets": soft,
         "truncated_steps": truncated,
         "tokens": sum(step_tokens),
         "seconds": seconds,
@@ -164,6 +172,8 @@ def build_examples(prm, items, max_length):
                 continue
             if pos is None:
                 truncated += 1
+            elif isinstance(rating, float):
+                targets.append((pos, (1.0 - rating, 0.0, rating)))  # soft: a distribution over the classes
             else:
                 targets.append((pos, rating + 1))
         if targets:
@@ -190,7 +200,13 @@ def micro_batch_loss(model, batch, pad_id, device, *, causal=True):
     mask = None if causal else attention.to(device)
     logits = model(input_ids=input_ids.to(device), attention_mask=mask).logits
     picked = logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
-    return torch.nn.functional.cross_entropy(picked.float(), torch.tensor(labels, device=device), reduction="sum")
+    if all(isinstance(label, int) for label in labels):
+        target = torch.tensor(labels, device=device)
+    else:  # soft targets: class probabilities, hard labels one-hot
+        classes = picked.shape[-1]
+        target = torch.tensor([label if isinstance(label, tuple) else [float(c == label) for c in range(classes)]
+                               for label in labels], dtype=torch.float32, device=device)
+    return torch.nn.functional.cross_entropy(picked.float(), target, reduction="sum")
 
 
 def _bucketed_batches(examples, batch_size, rng):
@@ -229,9 +245,10 @@ def _check_items(items):
             raise ValueError(f"items[{n}]: expected (problem, steps, ratings)") from None
         if len(ratings) != len(steps):
             raise ValueError(f"items[{n}]: {len(steps)} steps but {len(ratings)} ratings")
-        bad = [r for r in ratings if r is not None and (isinstance(r, bool) or r not in (-1, 0, 1))]
+        bad = [r for r in ratings if r is not None and (isinstance(r, bool) or r not in (-1, 0, 1))
+               and not (isinstance(r, float) and 0.0 <= r <= 1.0)]
         if bad:
-            raise ValueError(f"items[{n}]: ratings must be -1, 0, 1 or None, got {bad[0]!r}")
+            raise ValueError(f"items[{n}]: ratings must be -1, 0, 1, a soft target in [0, 1] or None, got {bad[0]!r}")
         labeled += sum(r is not None for r in ratings)
     if not labeled:
         raise ValueError("items: no labeled step (every rating is None, or no items)")

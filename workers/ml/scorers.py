@@ -43,4 +43,10 @@ def scorer_for(*, path: str, config: dict):
         model_path, gguf_file = resolve(path)
         prm = StepPRM.load(model_path, gguf_file, step_separator=separator)
         return Scorer(prm, solution_score, config.get("score_how", "product"))
+    if architecture == "orm":  # an outcome reward model: one value per solution (workers.ml.orm)
+        from workers.ml.orm import OutcomeRM
+        from workers.ml.orm import solution_score as orm_score
+
+        model_path, gguf_file = resolve(path)
+        return Scorer(OutcomeRM.load(model_path, gguf_file, step_separator=separator), orm_score, "last")
     raise ValueError(f"unknown PRM architecture {architecture!r}")

@@ -20,9 +20,20 @@ class Command(BaseCommand):
                             help="run in this process, even where workers are configured")
         parser.add_argument("--promote-if-better", action="store_true",
                             help="make it the selector if it beats the active one on the held-out set")
+        parser.add_argument("--set", action="append", default=[], dest="sets", metavar="NAME",
+                            help="evaluate on this named evaluation set instead (import_evalset; repeatable): "
+                                 "ProcessBench's accuracy on erroneous and correct samples and F1, per subset")
+        parser.add_argument("--calibrate-on", metavar="DEV_SET",
+                            help="first choose the version's first-error threshold on this dev set, and keep it")
+        parser.add_argument("--orm", metavar="NAME",
+                            help="compare best-of-N with this ORM version: PRM, ORM, majority, PRM-weighted majority")
 
     def handle(self, *args, **opts):
         version = _version(opts["model"])
+        if opts["sets"] or opts["calibrate_on"] or opts["orm"]:
+            from labeling.management.commands._benchmark import run_benchmark
+
+            return run_benchmark(self, version, opts)
         try:
             if opts["sync"] or settings.EMBEDDED_TASKS:
                 with run_here():
@@ -52,7 +63,11 @@ class Command(BaseCommand):
                           f"{counts['solutions']} candidates, {counts['problems']} test problems")
         self.stdout.write(f"step AUROC {fmt(m['step_auroc'])}; ProcessBench F1 {fmt(m['processbench_f1'])} at 0.5, "
                           f"{fmt(best['f1']) if best else 'n/a'} at the best threshold"
-                          f"{' ' + format(best['threshold'], '.4g') if best else ''}")
+                          f"{' ' + format(best['threshold'], '.4g') if best else ''} (fitted on this set: an oracle)")
+        calibrated = m["processbench"].get("calibrated")
+        if calibrated:
+            self.stdout.write(f"ProcessBench F1 {fmt(calibrated['f1'])} at the version's threshold "
+                              f"{calibrated['threshold']:.4g} (from {calibrated['source']})")
         if bon:
             self.stdout.write(f"best-of-{bon['n']}: PRM {fmt(bon['prm'])}, last step {fmt(bon['last'])}, "
                               f"majority {fmt(bon['majority'])}, oracle {fmt(bon['oracle'])}")

@@ -4,7 +4,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 
-from labeling.formats.training import NEUTRAL, PROBLEM_SCOPES
+from labeling.formats.math_shepherd import LABEL_KINDS
+from labeling.formats.training import LABEL_SOURCES, NEUTRAL, PROBLEM_SCOPES
 from labeling.services.data.exports import FORMATS, TRAINING_FORMATS, export_options, export_to_path
 from labeling.services.data.prm800k_export import ExportFilters
 
@@ -24,7 +25,7 @@ def parse_since(value):
 class Command(BaseCommand):
     help = ("Export labels (streamed). prm800k: lines byte-identical to PRM800K's own serialization; trl: TRL "
             "stepwise supervision JSONL; preference: chosen/rejected pairs JSONL; hf: zip of a datasets folder "
-            "and a parquet file.")
+            "and a parquet file; math_shepherd: Math-Shepherd / OpenRLHF process-reward JSONL.")
 
     def add_arguments(self, parser):
         parser.add_argument("--format", default="prm800k", choices=sorted(FORMATS))
@@ -39,6 +40,12 @@ class Command(BaseCommand):
         parser.add_argument("--neutral", choices=NEUTRAL,
                             help="trl, hf: label of a 0 rating (default positive; drop leaves such annotations out)")
         parser.add_argument("--pairs-per-problem", type=int, help="preference: most pairs per problem (default 4)")
+        parser.add_argument("--source", choices=LABEL_SOURCES,
+                            help="trl, hf, math_shepherd: human labels (default), rollout labels, or consensus (human "
+                                 "annotations whose first error the rollouts confirm)")
+        parser.add_argument("--labels", choices=LABEL_KINDS,
+                            help="math_shepherd: hard +/- labels (default) or soft (share of rollouts correct)")
+        parser.add_argument("--prover", help="trl, hf, math_shepherd: only this prover's rollouts (default: any)")
         parser.add_argument("--problems", choices=PROBLEM_SCOPES,
                             help="preference: all problems (default) or only those the filtered labels cover")
 
@@ -56,7 +63,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--labeler: {filters.labeler!r} is not a UUID") from None
         try:
             options = export_options(fmt, {"neutral": opts["neutral"], "pairs_per_problem": opts["pairs_per_problem"],
-                                           "problems": opts["problems"]})
+                                           "problems": opts["problems"], "source": opts["source"],
+                                           "labels": opts["labels"], "prover": opts["prover"]})
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         extra = {} if options is None else {"options": options}

@@ -1,11 +1,13 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from labeling.formats.training import LABEL_SOURCES
 from labeling.models import Job
 from labeling.services.jobs.dispatch import run_here
 from labeling.errors import InvalidInput
 from labeling.services.training.retraining import NEUTRAL, PROMOTE, RetrainParameters, retrain_start
 
-OPTIONS = ("base", "learning_rate", "epochs", "batch_size", "grad_accum", "max_length", "seed", "neutral", "promote")
+OPTIONS = ("base", "learning_rate", "epochs", "batch_size", "grad_accum", "max_length", "seed", "neutral", "promote",
+           "source")
 
 
 class Command(BaseCommand):
@@ -24,6 +26,10 @@ class Command(BaseCommand):
         parser.add_argument("--neutral", choices=NEUTRAL, help="what a 0 rating trains as (default: its own class)")
         parser.add_argument("--rounds", help="only these rounds' labels, e.g. 1,2 (default: all labels)")
         parser.add_argument("--promote", choices=PROMOTE, help="default: STEPWISE_AUTO_PROMOTE")
+        parser.add_argument("--source", choices=LABEL_SOURCES,
+                            help="human labels (default), rollout labels (can bootstrap a PRM before any human "
+                                 "label), consensus (human labels the rollouts confirm), or both")
+        parser.add_argument("--soft", action="store_true", help="rollout rows train on soft targets (share correct)")
         parser.add_argument("--sync", action="store_true", help="train in this process, even where workers exist")
 
     def handle(self, *args, **opts):
@@ -33,7 +39,7 @@ class Command(BaseCommand):
                 values["rounds"] = tuple(int(n) for n in opts["rounds"].split(",") if n.strip())
             except ValueError:
                 raise CommandError(f"--rounds: round numbers separated by commas, got {opts['rounds']!r}") from None
-        params = RetrainParameters(**values)
+        params = RetrainParameters(**values, soft=opts["soft"])
         try:
             if opts["sync"]:
                 with run_here():
@@ -42,6 +48,9 @@ class Command(BaseCommand):
                 job = retrain_start(params=params)
         except InvalidInput as exc:
             raise CommandError(f"--{exc.field.replace('_', '-')}: {exc}" if exc.field else str(exc)) from None
+        if getattr(job, "already_running", False):
+            self.stdout.write(f"retrain job {job.pk} is already {job.status}: one retrain at a time, none started")
+            return
         job.refresh_from_db()
         if job.status == Job.Status.FAILED:
             raise CommandError(f"retrain job {job.pk} failed: {job.error}")

@@ -2,6 +2,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
+from labeling.core.selection import SELECTION_RULES
 from labeling.models import Round
 from labeling.services.jobs.dispatch import run_here
 from labeling.errors import InvalidInput
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--wrong-fraction", type=float, default=0.8,
                             help="share of the K that are convincing wrong-answer solutions")
         parser.add_argument("--candidates", type=int, help="M candidates per problem; missing ones are generated")
-        parser.add_argument("--generator", default="", help="model spec for generation (default: settings)")
+        parser.add_argument("--generator", default="", help="model spec for generation (default: the promoted generator, else STEPWISE_GENERATOR)")
         parser.add_argument("--overlap", type=int, default=1, help="annotators per task")
         parser.add_argument("--temperature", type=float, default=0.7)
         parser.add_argument("--max-new-tokens", type=int, default=512)
@@ -32,6 +33,10 @@ class Command(BaseCommand):
                             help="how candidates are graded for selection (default: STEPWISE_SELECTION_GRADING, fixed)")
         parser.add_argument("--control-fraction", type=float, default=0.0,
                             help="share of the round's tasks drawn at random as a control slice (measures the yield)")
+        parser.add_argument("--selection-rule", choices=SELECTION_RULES, default="prm800k",
+                            help="prm800k (default): convincing wrong answers by selector score; disagreement: first "
+                                 "the solutions whose rollouts contradict the selector (a strongly negative process "
+                                 "advantage, or another first error; `rollout_labels` first), then prm800k")
         parser.add_argument("--relabel", action="store_true",
                             help="also select solutions that already have labels, a lease or an open task")
         parser.add_argument("--sync", action="store_true",
@@ -47,7 +52,8 @@ class Command(BaseCommand):
                                  seed=opts["seed"],
                                  step_delimiter=opts["step_delimiter"].encode().decode("unicode_escape"),
                                  label_target=opts["label_target"], grading=opts["grading"],
-                                 control_fraction=opts["control_fraction"], relabel=opts["relabel"])
+                                 control_fraction=opts["control_fraction"], relabel=opts["relabel"],
+                                 selection_rule=opts["selection_rule"])
         if opts["only_first"] and Round.objects.exists():
             return self._finish_first(opts)
         try:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from labeling.models import Annotation, Assignment, Completion, FinishReason, RoundSelection, StepLabel, Task
 from labeling.errors import AssignmentNotFound, InvalidInput, LeaseConflict, LeaseExpired
 from labeling.services.annotation.checks import text_check
+from labeling.services.annotation.queue import assignment_q
 from labeling.services.quality import gold as quality
 from labeling.services.training.retraining import retrain_after_submission, wants_retrain
 
@@ -39,7 +40,7 @@ class Submitted:
 
 def annotation_submit(*, assignment, annotator, client_id, ratings, finish_reason, total_time_ms,
                       alternative_ratings=None, human_completion=None, reason=None, now=None) -> Submitted:
-    """Store the annotator's ratings of their leased task (an Assignment or its id).
+    """Store the annotator's ratings of their leased task (an Assignment, its pk, or its public UUID).
 
     `ratings` is [{"step": i, "rating": r, "flagged": bool | None}] for steps 0..k-1 in order;
     `alternative_ratings` is [{"index": j, "rating": r, "flagged": bool | None}] for the task's
@@ -85,7 +86,8 @@ def _uuid(value):
 
 
 def _replay(earlier, assignment_id, body) -> Submitted:
-    reason = Assignment.objects.filter(id=assignment_id, annotation_id=earlier.pk).values_list("reason", flat=True)
+    reason = Assignment.objects.filter(assignment_q(assignment_id), annotation_id=earlier.pk).values_list(
+        "reason", flat=True)
     if not reason.exists():
         raise LeaseConflict("this client_id was already used for another submission", field="client_id")
     if not _same_body(earlier, reason.get(), body):
@@ -119,7 +121,7 @@ def _submit(*, assignment_id, annotator, client_id, body, total_time_ms, now) ->
     human_completion, reason = body.human_completion, body.reason
     assignment = (Assignment.objects.select_for_update(of=("self",))
                   .select_related("round", "task__round", "task__solution")
-                  .filter(id=assignment_id, annotator_id=annotator.pk).first())
+                  .filter(assignment_q(assignment_id), annotator_id=annotator.pk).first())
     if assignment is None:
         raise AssignmentNotFound(f"no assignment {assignment_id} of yours")
     if assignment.status == Assignment.Status.SUBMITTED:
@@ -166,7 +168,8 @@ def _submit(*, assignment_id, annotator, client_id, body, total_time_ms, now) ->
     if closed != 1:  # cannot happen under the row lock; a loud failure beats a double count
         raise LeaseConflict(f"assignment {assignment_id} changed while it was being submitted")
     Task.objects.filter(id=task.pk).update(submitted=F("submitted") + 1)
-    _score(annotation)
+    if task.gold_ratings is not None:  # only gold tasks are scored: a round task costs no quality query
+        _score(annotation)
     if task.kind == Task.Kind.ROUND and wants_retrain(rules):
         # After commit, so the label is counted and the request is not held up by the check.
         transaction.on_commit(functools.partial(retrain_after_submission, round_id=rules.pk))
@@ -263,5 +266,5 @@ def _selector_score(task):
     """The score the round chose the solution by (a round task's priority is its serving order)."""
     chosen = None if task.round_id is None else (
         RoundSelection.objects.filter(round_id=task.round_id, solution_id=task.solution_id)
-        .values_list("score", flat=True).first())
+        .order_by().values_list("score", flat=True).first())  # one row at most: no join for the default ordering
     return task.priority if chosen is None else chosen  # a task queued by hand: its priority is its score

@@ -31,3 +31,21 @@ def demo_load() -> DemoResult:
     # Annotators can start at once; the active-learning round will later re-prioritise by selector score.
     queued = tasks_enqueue(overlap=1)
     return DemoResult(problems=problems.created, solutions=solutions.created, queued=queued, logins=LOGINS)
+
+
+def demo_rollout_solutions(count: int = 3) -> list[int]:
+    """A few demo solutions to roll out (`manage.py demo_rollouts`): those annotators labeled first, so the
+    rollouts show beside human labels, then the shortest (fewest prefixes to continue); one per problem."""
+    from labeling.models import Solution
+
+    rows = Solution.objects.filter(problem__source_id__startswith="demo/", problem__answer__isnull=False) \
+        .values_list("id", "problem_id", "steps")
+    labeled = set(Solution.objects.filter(annotations__isnull=False).values_list("id", flat=True))
+    picked, problems = [], set()
+    for sid, pid, steps in sorted(rows, key=lambda r: (r[0] not in labeled, len(r[2]), r[0])):
+        if pid not in problems:
+            picked.append(sid)
+            problems.add(pid)
+        if len(picked) == count:
+            break
+    return picked

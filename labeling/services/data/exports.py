@@ -15,21 +15,27 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils.dateparse import parse_datetime
 
+from labeling.formats.math_shepherd import MathShepherdOptions
 from labeling.formats.training import PreferenceOptions, StepwiseOptions
-from labeling.models import Completion, Export, Problem, Round, StepLabel
+from labeling.models import Completion, Export, Problem, RolloutEstimate, Round, StepLabel
 from labeling.services.data.prm800k_export import ExportFilters, prm800k_export
 from labeling.services.data.hf_export import hf_export
+from labeling.services.data.generator_pairs import GeneratorPairOptions, generator_pairs_export
+from labeling.services.data.math_shepherd_export import math_shepherd_export
 from labeling.services.data.training_exports import preference_export, trl_export
 from labeling.services.jobs.dispatch import enqueue
 from labeling.services.jobs.rows import job_claim, job_fail, job_finish, job_progress
 from workers import tasks
 
-FORMATS = {"prm800k": prm800k_export, "trl": trl_export, "preference": preference_export, "hf": hf_export}
-EXTENSIONS = {"prm800k": "jsonl", "trl": "jsonl", "preference": "jsonl", "hf": "zip"}
-OPTIONS = {"trl": StepwiseOptions, "hf": StepwiseOptions, "preference": PreferenceOptions}
+FORMATS = {"prm800k": prm800k_export, "trl": trl_export, "preference": preference_export, "hf": hf_export,
+           "math_shepherd": math_shepherd_export, "generator_pairs": generator_pairs_export}
+EXTENSIONS = {"prm800k": "jsonl", "trl": "jsonl", "preference": "jsonl", "hf": "zip", "math_shepherd": "jsonl",
+              "generator_pairs": "jsonl"}
+OPTIONS = {"trl": StepwiseOptions, "hf": StepwiseOptions, "preference": PreferenceOptions,
+           "math_shepherd": MathShepherdOptions, "generator_pairs": GeneratorPairOptions}
 # What models train on: their held-out (test-split) problems stay out unless an export asks for them.
 # The PRM800K export is the label archive, byte-exact, and keeps every problem.
-TRAINING_FORMATS = {"trl", "preference", "hf"}
+TRAINING_FORMATS = {"trl", "preference", "hf", "math_shepherd", "generator_pairs"}
 
 
 def split_filters(fmt, filters: dict, *, include_test=False) -> dict:
@@ -94,8 +100,12 @@ def export_provenance(*, filters: ExportFilters, fmt, options=None, stats=None) 
         round_rows.append({"number": rnd.number, "name": rnd.name, "selector": selector})
         if selector:
             selectors[selector["id"]] = selector
+    source = getattr(options, "source", "human")
     return {
         "format": fmt,
+        # human, rollout or consensus (StepwiseOptions.source); the rollouts behind the last two.
+        "label_source": source,
+        "rollouts": rollout_provenance(prover=options.prover) if source != "human" else None,
         "options": asdict(options) if options is not None else {},
         "rounds": round_rows,
         "selectors": [selectors[k] for k in sorted(selectors)],
@@ -109,6 +119,16 @@ def export_provenance(*, filters: ExportFilters, fmt, options=None, stats=None) 
                                for k in sorted(ratings, key=lambda r: (r is None, r or 0))},
         "output": stats or {},
     }
+
+
+def rollout_provenance(*, prover=""):
+    """What rollout labels existed: estimates, solutions, provers and methods."""
+    qs = RolloutEstimate.objects.all()
+    if prover:
+        qs = qs.filter(prover=prover)
+    return {"estimates": qs.count(), "solutions": qs.values("solution_id").distinct().count(),
+            "provers": sorted(set(qs.values_list("prover", flat=True).distinct())),
+            "methods": sorted(set(qs.values_list("method", flat=True).distinct()))}
 
 
 @transaction.atomic

@@ -15,7 +15,7 @@ from pathlib import Path
 from labeling.formats.training import StepwiseOptions
 from labeling.services.data.prm800k_export import ExportFilters
 from labeling.services.data.training_exports import (STEPWISE_STATS, HashingWriter, TrainingExportResult,
-                                                     export_stats, file_sha256, stepwise_rows)
+                                                     export_stats, file_sha256, labeled_rows)
 
 HF_BATCH = 1000  # rows per Arrow record batch / parquet row group
 _TENSOR_LIBRARY_SWITCHES = {"USE_TORCH": "0", "USE_TF": "0", "USE_JAX": "0"}  # read by datasets.config at import
@@ -49,7 +49,10 @@ def hf_features():
     return Features({
         "prompt": Value("string"), "completions": List(Value("string")), "labels": List(Value("bool")),
         "ratings": List(Value("int8")), "annotation_id": Value("int64"), "problem_id": Value("int64"),
-        "solution_id": Value("int64"), "round": Value("int64")})
+        "solution_id": Value("int64"), "round": Value("int64"),
+        # Soft labels: the share of rollouts that reached the answer (human rows: 1.0 / 0.0; null where the
+        # rollouts did not estimate every step). label_source: human, rollout or consensus.
+        "soft_labels": List(Value("float64")), "label_source": Value("string")})
 
 
 def hf_export(*, out, filters: ExportFilters, progress=None, options=StepwiseOptions()) -> TrainingExportResult:
@@ -68,7 +71,7 @@ def hf_export(*, out, filters: ExportFilters, progress=None, options=StepwiseOpt
     schema = hf_features().arrow_schema
     with tempfile.TemporaryDirectory(prefix="stepwise-hf-") as tmp:
         tmp = Path(tmp)
-        rows = stepwise_rows(filters, options=options, stats=stats, progress=progress)
+        rows = labeled_rows(filters, options=options, stats=stats, progress=progress)
         with pq.ParquetWriter(tmp / "data.parquet", schema) as parquet, pa.OSFile(str(tmp / "rows.arrow"), "wb") as sink, \
                 pa.ipc.new_stream(sink, schema) as arrow:
             batch = []

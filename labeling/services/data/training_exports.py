@@ -15,6 +15,7 @@ from labeling.formats.training import (PreferenceOptions, StepwiseOptions, annot
                                        solution_side, solution_text, step_labels)
 from labeling.models import Completion, Problem, Solution, StepLabel
 from labeling.services.data.prm800k_export import ExportFilters, ExportResult
+from labeling.services.data.rollout_exports import consensus_rows, rollout_rows
 
 CHUNK = 500  # annotations (stepwise) or problems (pairs) per round of queries
 PROBLEM_CACHE = 50_000
@@ -121,6 +122,29 @@ def stepwise_rows(filters: ExportFilters, *, options: StepwiseOptions, stats: Co
             progress(seen, total)
 
 
+def labeled_rows(filters: ExportFilters, *, options: StepwiseOptions, stats: Counter, progress=None):
+    """The stepwise rows of `options.source`, each with `soft_labels` and `label_source`: human (the rows
+    above; soft labels 1.0 / 0.0), rollout or consensus (labeling.services.data.rollout_exports). For
+    consensus, `rows` and `steps` count the kept rows, `human_*` what the human pass looked at. both: the
+    human rows, then the rollout rows."""
+    if options.source == "rollout":
+        yield from rollout_rows(filters, options=options, stats=stats, progress=progress)
+        return
+    human_stats = stats if options.source in ("human", "both") else Counter()
+    rows = ({**row, "soft_labels": [float(x) for x in row["labels"]], "label_source": "human"}
+            for row in stepwise_rows(filters, options=options, stats=human_stats, progress=progress))
+    if options.source in ("human", "both"):
+        yield from rows
+        if options.source == "both":
+            yield from rollout_rows(filters, options=options, stats=stats)
+        return
+    for row in consensus_rows(rows, options=options, stats=stats):
+        stats["rows"] += 1
+        stats["steps"] += len(row["labels"])
+        yield row
+    stats.update({f"human_{k}": v for k, v in human_stats.items()})
+
+
 def export_stats(counter, **extra):
     return {**{k: counter[k] for k in sorted(counter)}, **extra}
 
@@ -138,7 +162,7 @@ def trl_export(*, out, filters: ExportFilters, progress=None, options=StepwiseOp
     """TRL's stepwise supervision: {"prompt", "completions", "labels"} per line, as PRMTrainer reads them."""
     stats, result = Counter(dict.fromkeys(STEPWISE_STATS, 0)), TrainingExportResult()
     rows = ({"prompt": r["prompt"], "completions": r["completions"], "labels": r["labels"]}
-            for r in stepwise_rows(filters, options=options, stats=stats, progress=progress))
+            for r in labeled_rows(filters, options=options, stats=stats, progress=progress))
     _jsonl(out, rows, result)
     result.steps = stats["steps"]
     result.stats = export_stats(stats)

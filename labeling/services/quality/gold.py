@@ -51,8 +51,8 @@ def annotation_ratings(annotation_id):
 def annotation_scored(*, annotation) -> "metrics.GoldScore | None":
     """Score a submitted annotation against its task's gold, then refresh its annotator's aggregates.
 
-    The submission service calls this inside its transaction after every submission; for a task
-    without gold it costs one query and returns None.
+    The submission service calls this inside its transaction after every submission of a task with gold;
+    for a task without gold it costs one query and returns None.
     """
     assignment = Assignment.objects.filter(annotation_id=annotation.pk).select_related("task__solution").first()
     if assignment is None or assignment.task.gold_ratings is None:

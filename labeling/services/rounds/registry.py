@@ -27,7 +27,11 @@ def model_version_register(*, name: str, kind: str, path: str, base_model: str =
 
 
 def generator_version(*, spec: str) -> ModelVersion:
-    """The registry row of a generator, created the first time a round samples from it."""
+    """The registry row of a generator (a trained one is found by its path), created the first time a round
+    samples from it."""
+    trained = ModelVersion.objects.filter(kind=ModelVersion.Kind.GENERATOR, path=spec).order_by("id").first()
+    if trained is not None:
+        return trained
     version, _ = ModelVersion.objects.get_or_create(
         name=f"generator:{spec}", defaults={"kind": ModelVersion.Kind.GENERATOR, "path": spec,
                                              "base_model": spec, "how_made": "generator used as given"})

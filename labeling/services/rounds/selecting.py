@@ -12,9 +12,10 @@ from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from labeling.core.selection import select_for_round
+from labeling.core.selection import DISAGREEMENT_RULE, select_by_disagreement, select_for_round, selector_first_error
 from labeling.core.serving import Pick, serving_order
-from labeling.models import Annotation, Assignment, Job, RoundSelection, Solution, Task
+from labeling.models import Annotation, Assignment, Job, RoundSelection, Solution, Task, VerifierScore
+from labeling.queries.rollouts import rollout_summaries
 
 # A round's tasks are served before those of older rounds ("newest") or after ("oldest"): the round
 # number sets the band of its priorities, the serving order the place inside the band.
@@ -59,6 +60,10 @@ def round_select(round_, *, candidates_qs, qc_ids, fallback=None) -> dict:
         selected = select_random_wrong(scored, per_problem=params["per_problem"],
                                        wrong_fraction=params["wrong_fraction"], seed=params.get("seed", 0),
                                        qc_ids=qc_ids)
+    elif params.get("selection_rule") == DISAGREEMENT_RULE:
+        with_rollouts = _with_rollouts(scored, selector_id=round_.selector_id)
+        selected = select_by_disagreement(scored, per_problem=params["per_problem"],
+                                          wrong_fraction=params["wrong_fraction"], qc_ids=qc_ids)
     else:
         selected = select_for_round(scored, per_problem=params["per_problem"],
                                     wrong_fraction=params["wrong_fraction"], qc_ids=qc_ids)
@@ -97,7 +102,33 @@ def round_select(round_, *, candidates_qs, qc_ids, fallback=None) -> dict:
     }
     if fallback:
         stats["fallback"] = {"reason": fallback, "selection": RoundSelection.Reason.RANDOM_WRONG}
+    elif params.get("selection_rule") == DISAGREEMENT_RULE:
+        stats["selection_rule"] = DISAGREEMENT_RULE
+        stats["with_rollouts"] = with_rollouts
     return stats
+
+
+def _with_rollouts(scored, *, selector_id) -> int:
+    """Add what the disagreement rule reads to each candidate (in place): the most negative process advantage
+    and the first error of its rollouts, and the selector's own first error. Returns how many had rollouts."""
+    ids = [c["solution_id"] for c in scored]
+    summaries = rollout_summaries(ids)
+    lengths, step_scores = {}, {}
+    for start in range(0, len(ids), 500):
+        batch = ids[start:start + 500]
+        lengths.update((sid, len(steps)) for sid, steps in Solution.objects.filter(id__in=batch)
+                       .values_list("id", "steps"))
+        step_scores.update(VerifierScore.objects.filter(solution_id__in=batch, model_version_id=selector_id)
+                           .values_list("solution_id", "step_scores"))
+    for c in scored:
+        sid, n = c["solution_id"], lengths[c["solution_id"]]
+        c["selector_first_error"] = selector_first_error(step_scores.get(sid), n)
+        rollouts = summaries.get(sid)
+        if rollouts is not None:
+            advantages = [v["a"] for v in rollouts.step_values(n) if v["a"] is not None]
+            c["min_advantage"] = min(advantages, default=None)
+            c["rollout_first_error"] = rollouts.first_error(n)
+    return len(summaries)
 
 
 def _control_slice(round_, *, pool, taken, picks, grade) -> list[Pick]:

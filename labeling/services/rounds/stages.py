@@ -32,6 +32,7 @@ from labeling.services.jobs.dispatch import enqueue
 from labeling.services.jobs.rows import job_create, split
 from labeling.errors import InvalidInput
 from labeling.core.draws import Drawable, stratified_sample
+from labeling.core.selection import SELECTION_RULES
 from labeling.services.rounds.registry import selector_active
 from labeling.services.rounds.scoring import scoring_max_length
 from workers import tasks
@@ -43,7 +44,7 @@ class RoundParameters:
     per_problem: int = 4                 # K solutions selected per problem
     wrong_fraction: float = 0.8
     candidates: int | None = None        # M candidates per problem (None: use what exists)
-    generator: str = ""                  # model spec for missing candidates (default: settings)
+    generator: str = ""                  # model spec for missing candidates (default: the promoted generator)
     overlap: int = 1
     qc_rate: float | None = None
     temperature: float = 0.7
@@ -54,6 +55,7 @@ class RoundParameters:
     grading: str = ""                    # how candidates are graded: "fixed" (default: settings) or "prm800k"
     control_fraction: float = 0.0        # share of the round's tasks drawn at random as a control slice
     relabel: bool = False                # allow solutions that already have labels, leases or open tasks
+    selection_rule: str = "prm800k"      # or "disagreement": rollouts contradicting the selector first
 
     def check(self):
         if self.problems is not None and self.problems < 1:
@@ -78,6 +80,9 @@ class RoundParameters:
         if not 0.0 <= self.control_fraction < 1.0:
             raise InvalidInput(f"control_fraction must be in [0, 1), got {self.control_fraction}",
                                field="control_fraction")
+        if self.selection_rule not in SELECTION_RULES:
+            raise InvalidInput(f"selection_rule must be one of {', '.join(SELECTION_RULES)}, got "
+                               f"{self.selection_rule!r}", field="selection_rule")
         if self.label_target is not None and self.label_target < 1:
             raise InvalidInput(f"label_target must be at least 1, got {self.label_target}", field="label_target")
 
@@ -109,7 +114,10 @@ def round_start(*, params: RoundParameters, user=None, name: str = "") -> Round:
     if not problem_ids:
         raise InvalidInput("no eligible problems: import problems with reference answers first", field="problems")
     number = (Round.objects.aggregate(n=Max("number"))["n"] or 0) + 1
-    parameters = {**params.__dict__, "generator": params.generator or settings.STEPWISE_GENERATOR,
+    from labeling.services.training.generator_promotion import generator_default_spec
+
+    # The promoted generator (iterative RPO), else STEPWISE_GENERATOR, unless the round names one.
+    parameters = {**params.__dict__, "generator": params.generator or generator_default_spec(),
                   "grading": params.grading or settings.STEPWISE_SELECTION_GRADING,
                   "problem_ids": problem_ids, "requested_by": getattr(user, "username", None)}
     round_ = Round.objects.create(number=number, name=name or f"round {number}", status=Round.Status.PENDING,

@@ -153,6 +153,7 @@ def evaluate_version(*, version: ModelVersion, scorer, progress=None, batch_size
     candidates = _score_candidates(version, scorer, batch_size, max_length, tracker, digest)
     fixed = evaluation.processbench_f1(steps["golds"], [evaluation.first_error_prediction(s, FIXED_THRESHOLD)
                                                         for s in steps["gold_scores"]])
+    calibrated = _at_version_threshold(version, steps)
     try:
         best = evaluation.best_threshold(steps["golds"], steps["gold_scores"])
     except ValueError:  # needs both erroneous and correct solutions
@@ -171,12 +172,22 @@ def evaluate_version(*, version: ModelVersion, scorer, progress=None, batch_size
                    "best_of_n_problems": len({r["problem_id"] for r in candidates["rows"]}),
                    "problems": len(steps["problems"] | {r["problem_id"] for r in candidates["rows"]})},
         "step_auroc": evaluation.step_auroc(steps["scores"], steps["labels"]),
-        "processbench": {"fixed": {"threshold": FIXED_THRESHOLD, **fixed}, "best": best},
+        "processbench": {"fixed": {"threshold": FIXED_THRESHOLD, **fixed}, "best": best, "calibrated": calibrated},
         "processbench_f1": fixed["f1"],
         "best_of_n": bon,
         "best_of_n_max": {"n": max_n, **{rule: bon[rule][-1][1] for rule in bon}} if bon else None,
         "best_of_n_majority": majority_method,
     }
+
+
+def _at_version_threshold(version, steps):
+    """F1 at the threshold chosen on a dev set (labeling.services.training.benchmarks), None if never chosen."""
+    threshold = (version.config or {}).get("first_error_threshold")
+    if threshold is None:
+        return None
+    source = ((version.metrics or {}).get("calibration") or {}).get("dev_set", "?")
+    return {"threshold": threshold, "source": f"dev set {source}", **evaluation.processbench_f1(
+        steps["golds"], [evaluation.first_error_prediction(s, threshold) for s in steps["gold_scores"]])}
 
 
 def _score_trajectories(scorer, batch_size, max_length, tracker, digest):

@@ -15,9 +15,13 @@ A retrain never switches the selector itself. With promote "manual" an admin doe
 an evaluation run (labeling.services.training.evaluation) compares the new version with
 the active selector and promotes it only if it wins. A failed run (a bad hyperparameter, a diverging
 loss, an exception, out of memory) marks the job failed and registers nothing; the trainer writes
-its folder whole or not at all. A redelivered message (its worker was killed: out of memory, a
-restart) fails the job rather than training again: a run that died of memory once would die again,
-and looping on it would hold a GPU worker forever. Start a new retrain instead.
+its folder whole or not at all. A message delivered again while its worker lives (a visibility timeout
+shorter than the training) is dropped and touches neither the job nor its folder; one whose worker was
+lost (killed, out of memory: no heartbeat for STEPWISE_JOB_STALE_SECONDS) takes the job over and starts
+clean, at most STEPWISE_JOB_MAX_ATTEMPTS times in all, so a run that dies of memory every time fails
+with that reason instead of holding a GPU worker forever (labeling.services.jobs.rows.job_claim).
+
+One retrain at a time: asking for one while another is pending or running returns that one.
 """
 import logging
 import math
@@ -27,13 +31,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 
 from labeling.models import Annotation, Export, Job, ModelVersion, Round
 from labeling.services.jobs.dispatch import enqueue
-from labeling.services.jobs.rows import job_claim, job_create, job_fail, job_finish
+from labeling.services.jobs.rows import LIVE, job_claim, job_create, job_finish
+from labeling.formats.training import LABEL_SOURCES
 from labeling.services.data.prm800k_export import ExportFilters
+from labeling.services.data.rollout_exports import rollout_solutions
 from labeling.errors import InvalidInput
 from labeling.services.rounds.registry import model_version_register
 from labeling.services.training.evaluation import evaluation_start
@@ -45,13 +51,17 @@ NEUTRAL = ("class", "positive", "negative", "drop")
 PROMOTE = ("manual", "if_better")
 SEPARATOR = "\n\n"
 CURVE_POINTS = 1000  # the most loss values kept: longer runs keep means of equal windows
+RETRAIN_LOCK = 0x5739_0001  # the PostgreSQL advisory lock that makes "one retrain at a time" hold under races
 
 
 @dataclass(frozen=True)
 class RetrainParameters:
     """neutral: what a 0 rating trains as. class (PRM800K's way: the neutral class of the 3-way head),
     positive or negative (+1 / -1), or drop (leave out every labeled solution with a 0).
-    rounds: train only on these rounds' labels (None: every round, and labels outside rounds)."""
+    rounds: train only on these rounds' labels (None: every round, and labels outside rounds).
+    source: which labels (human; rollout: rollout labels alone, which can bootstrap a PRM before any human
+    label; consensus: human labels the rollouts confirm; both). soft: rollout rows train on their soft
+    targets (the share of rollouts that reached the answer) instead of hard ones."""
     base: str = field(default_factory=lambda: settings.STEPWISE_RETRAIN_BASE)
     learning_rate: float = 2e-5
     epochs: int = 1
@@ -62,8 +72,15 @@ class RetrainParameters:
     neutral: str = "class"
     rounds: tuple[int, ...] | None = None
     promote: str = field(default_factory=lambda: settings.STEPWISE_AUTO_PROMOTE)
+    source: str = "human"
+    soft: bool = False
 
     def check(self):
+        if self.source not in LABEL_SOURCES:
+            raise InvalidInput(f"source must be one of {', '.join(LABEL_SOURCES)}, got {self.source!r}",
+                               field="source")
+        if not isinstance(self.soft, bool):
+            raise InvalidInput(f"soft must be true or false, got {self.soft!r}", field="soft")
         if not isinstance(self.base, str) or not self.base.strip():
             raise InvalidInput("base must name a model (a folder, a Hugging Face id, a .gguf or package:...)",
                                field="base")
@@ -87,8 +104,18 @@ class RetrainParameters:
 
 @transaction.atomic
 def retrain_start(*, params: RetrainParameters, user=None, trigger: dict | None = None) -> Job:
-    """The snapshot's Export row and the RETRAIN job; the worker is sent the job once both are committed."""
+    """The snapshot's Export row and the RETRAIN job; the worker is sent the job once both are committed.
+
+    While a retrain is pending or running, that one is returned instead (with `already_running` set):
+    a second click never starts a second training on the GPU."""
     params.check()
+    if connection.vendor == "postgresql":  # two requests at once: the second waits, then finds the first
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RETRAIN_LOCK])
+    running = Job.objects.filter(kind=Job.Kind.RETRAIN, status__in=LIVE).order_by("id").first()
+    if running is not None:
+        running.already_running = True
+        return running
     rounds = sorted(set(params.rounds)) if params.rounds is not None else None
     if rounds is not None:
         missing = set(rounds) - set(Round.objects.filter(number__in=rounds).values_list("number", flat=True))
@@ -96,13 +123,19 @@ def retrain_start(*, params: RetrainParameters, user=None, trigger: dict | None 
             raise InvalidInput(f"no round {', '.join(map(str, sorted(missing)))}", field="rounds")
     filters = {"exclude_qc": True, "exclude_screening": True, "exclude_test": True, "generations": rounds,
                "until_id": Annotation.objects.aggregate(n=Max("id"))["n"] or 0}
-    if not ExportFilters(**filters).queryset().exists():
+    human = params.source != "rollout" and ExportFilters(**filters).queryset().exists()
+    rollout = params.source in ("rollout", "both") and rollout_solutions(ExportFilters(**filters)).exists()
+    if not (human or rollout) or (params.source == "consensus" and not rollout_solutions(
+            ExportFilters(**filters)).exists()):
         where = f" in round(s) {', '.join(map(str, rounds))}" if rounds else ""
-        raise InvalidInput(f"no labels to train on{where} (quality-control, screening and test-split labels "
-                           "never count)", field="rounds")
+        what = {"human": "labels", "rollout": "rollout labels", "consensus": "human labels with rollout labels",
+                "both": "labels or rollout labels"}[params.source]
+        raise InvalidInput(f"no {what} to train on{where} (quality-control, screening and test-split labels "
+                           "never count; `manage.py rollout_labels` makes rollout labels)", field="rounds")
     # The hf rows carry the -1/0/+1 ratings; its `neutral` option matters only for dropping.
     export = Export.objects.create(format="hf", requested_by=user, filters={
-        **filters, "options": {"neutral": "drop" if params.neutral == "drop" else "positive"}})
+        **filters, "options": {"neutral": "drop" if params.neutral == "drop" else "positive",
+                               "source": params.source}})
     job = job_create(kind=Job.Kind.RETRAIN, total=0, user=user, parameters={
         **asdict(params), "rounds": rounds, "step_separator": SEPARATOR, "snapshot_export_id": export.pk,
         "trigger": trigger or {"by": getattr(user, "username", None)}})
@@ -166,18 +199,17 @@ def retrain_out_dir(*, job_id: int) -> Path:
 
 
 def retrain_claim(*, job_id: int) -> Job | None:
-    """pending -> running, once. A message finding its job running was redelivered: its worker died
-    mid-run (killed, out of memory), so the job fails and what that worker left on disk goes."""
-    if job_claim(job_id=job_id):
-        return Job.objects.get(pk=job_id)
-    if job_fail(job_id=job_id, error="the worker running this retrain was lost (killed, out of memory or "
-                "restarted); nothing was registered: start a new retrain"):
+    """The job, claimed (rows.job_claim); None when it is over or a live worker holds it (a duplicate
+    delivery, which must touch nothing). Taken over from a lost worker, it starts clean: that worker's
+    folders go, and a snapshot it left half written is written again."""
+    if not job_claim(job_id=job_id):
+        return None
+    job = Job.objects.get(pk=job_id)
+    if job.attempts > 1:
         retrain_cleanup(job_id=job_id)
-    job = Job.objects.filter(pk=job_id, status=Job.Status.FAILED).first()
-    if job is not None:  # a snapshot left unwritten or half written would show as under way for ever
-        job_fail(job_id=job.parameters.get("snapshot_export_id"), model=Export,
-                 error=f"retrain job {job_id} ended before it was written")
-    return None
+        Export.objects.filter(pk=job.parameters.get("snapshot_export_id"), status=Export.Status.RUNNING).update(
+            status=Export.Status.PENDING, message="")
+    return job
 
 
 def retrain_cleanup(*, job_id: int) -> None:
@@ -211,8 +243,9 @@ def retrain_snapshot(*, job: Job) -> dict:
     return snapshot
 
 
-def snapshot_items(*, snapshot: dict, neutral: str) -> list[tuple[str, list[str], list[int]]]:
-    """(problem, steps, ratings) per labeled solution of the snapshot file, read back from its parquet."""
+def snapshot_items(*, snapshot: dict, neutral: str, soft: bool = False) -> list[tuple[str, list[str], list[int]]]:
+    """(problem, steps, ratings) per labeled solution of the snapshot file, read back from its parquet. With
+    `soft`, a rollout row's ratings are its soft labels (floats: the trainer's soft targets) where it has them."""
     import pyarrow.parquet as pq
 
     from labeling.services.data.training_exports import file_sha256
@@ -221,10 +254,19 @@ def snapshot_items(*, snapshot: dict, neutral: str) -> list[tuple[str, list[str]
     if file_sha256(path) != snapshot["sha256"]:
         raise RuntimeError(f"snapshot {path} changed since it was written (sha256 differs)")
     with zipfile.ZipFile(path) as archive, archive.open("data.parquet") as data:
-        table = pq.read_table(data, columns=["prompt", "completions", "ratings"])
+        table = pq.read_table(data)
     zero = {"positive": 1, "negative": -1}.get(neutral, 0)
-    return [(prompt, steps, [zero if r == 0 else r for r in ratings]) for prompt, steps, ratings in
-            zip(*(table.column(name).to_pylist() for name in ("prompt", "completions", "ratings")))]
+    n = table.num_rows
+    sources = table.column("label_source").to_pylist() if "label_source" in table.column_names else ["human"] * n
+    softs = table.column("soft_labels").to_pylist() if "soft_labels" in table.column_names else [None] * n
+    items = []
+    for prompt, steps, ratings, source, soft_labels in zip(
+            *(table.column(name).to_pylist() for name in ("prompt", "completions", "ratings")), sources, softs):
+        if soft and source == "rollout" and soft_labels is not None:
+            items.append((prompt, steps, [float(q) for q in soft_labels]))
+        else:
+            items.append((prompt, steps, [zero if r == 0 else r for r in ratings]))
+    return items
 
 
 @transaction.atomic
@@ -244,6 +286,7 @@ def retrain_register(*, job_id: int, out_dir: str, result: dict) -> ModelVersion
         how_made=(f"step-head PRM ({params['base']}) trained on {train.get('items')} labeled solutions "
                   f"({train.get('labeled_steps')} rated steps) of snapshot export {snapshot.get('export_id')} "
                   f"(sha256 {snapshot.get('sha256')}; rounds {rounds}; no QC, screening or test-split labels), "
+                  f"labels {params.get('source', 'human')}{' (soft rollout targets)' if params.get('soft') else ''}, "
                   f"neutral as {params['neutral']}, lr={params['learning_rate']:g}, epochs={params['epochs']}, "
                   f"batch={params['batch_size']}x{params['grad_accum']}, max_length={params['max_length']}, "
                   f"seed={params['seed']}; retrain job {job.pk}"),

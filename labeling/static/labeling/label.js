@@ -13,6 +13,7 @@
   const KEY_RATING = { "1": -1, "-": -1, "2": 0, "0": 0, "3": 1, "+": 1, "=": 1 };
   const SAVE_DELAY_MS = 300;
   const MAX_RETRY_MS = 15000;
+  const LEASE_WARN_MS = 5 * 60 * 1000;  // the countdown turns to a warning this long before the lease ends
   const MATH = {
     delimiters: [
       { left: "$$", right: "$$", display: true },
@@ -38,6 +39,8 @@
   let altBuiltFor = null;
   let visibleSince = document.visibilityState === "visible" ? performance.now() : null;
   const save = { timer: null, inFlight: false, dirty: false, retryMs: 0 };
+  let clockSkewMs = 0;       // the server's clock minus ours (from the Date header), so expiry is the server's
+  let leaseEndedShown = false;
 
   // ---- small helpers --------------------------------------------------------------------------
   function uuid4() {
@@ -63,6 +66,7 @@
       method, headers, keepalive, credentials: "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+    noteServerClock(res.headers.get("Date"));
     let data = null;
     if (res.status !== 204) {
       const text = await res.text();
@@ -138,6 +142,47 @@
     if (typeof window.katex === "undefined" || /\$|\\\(|\\\[/.test(text)) return renderMath(el, text);
     el.textContent = "";
     window.katex.render(text, el, { throwOnError: false, strict: false, maxSize: MATH.maxSize, maxExpand: MATH.maxExpand });
+  }
+
+  // ---- the lease countdown --------------------------------------------------------------------
+  function noteServerClock(header) {
+    // The Date header has whole seconds: only a clock that is clearly off is corrected.
+    const server = header ? Date.parse(header) : NaN;
+    if (Number.isNaN(server)) return;
+    const skew = server - Date.now();
+    clockSkewMs = Math.abs(skew) > 2000 ? skew : 0;
+  }
+
+  function formatLeft(ms) {
+    const s = Math.max(0, Math.ceil(ms / 1000));
+    const h = Math.floor(s / 3600);
+    const mmss = `${String(Math.floor((s % 3600) / 60)).padStart(h ? 2 : 1, "0")}:${String(s % 60).padStart(2, "0")}`;
+    return h ? `${h}:${mmss}` : mmss;
+  }
+
+  function renderLease() {
+    const el = $("lease");
+    const ends = task && task.expires_at ? Date.parse(task.expires_at) : NaN;
+    if (Number.isNaN(ends)) { el.textContent = ""; el.className = "lease"; return; }
+    const left = ends - (Date.now() + clockSkewMs);
+    if (left > 0) {
+      el.textContent = `Reserved for you: ${formatLeft(left)} left`;
+      el.className = left <= LEASE_WARN_MS ? "lease warning" : "lease";
+      return;
+    }
+    el.textContent = "Time is up";
+    el.className = "lease expired";
+    if (!leaseEndedShown && !submitting) {
+      leaseEndedShown = true;
+      showStatus("Your time on this task ran out: it went back to the queue and these ratings can no longer be "
+                 + "submitted.", "error");
+      $("status").dataset.source = "Lease expired";
+      const next = document.createElement("button");
+      next.type = "button";
+      next.textContent = "Take the next task";
+      next.addEventListener("click", () => { task = null; loadNext(); });
+      $("status").append(" ", next);
+    }
   }
 
   // ---- time on task ---------------------------------------------------------------------------
@@ -236,6 +281,7 @@
     if (r && r.ok) {
       save.retryMs = 0;
       setSaveStatus("Saved", "ok");
+      if (r.data && r.data.expires_at) { task.expires_at = r.data.expires_at; renderLease(); }  // renewed
       if ($("status").dataset.source === "Draft not saved") clearStatus();
       if (save.dirty) scheduleSave(0);
     } else if (r && !retryable(r.status)) {
@@ -563,13 +609,18 @@
     focus = firstUnrated();
     replaceUrl(`${config.labelUrl}${task.assignment_id}/`);
 
-    $("task-title").textContent = `Task ${task.task_id} · assignment ${task.assignment_id}`;
-    $("lease").textContent = task.expires_at
-      ? `reserved for you until ${new Date(task.expires_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}` : "";
+    $("task-title").textContent = `Task ${String(task.assignment_id).slice(0, 8)}`;  // a random id: says no order
+    leaseEndedShown = false;
+    renderLease();
     renderMath($("problem"), task.problem || "");
     const hint = task.answer_hint;
     $("answer-hint").hidden = hint === null || hint === undefined || hint === "";
     if (!$("answer-hint").hidden) renderAnswer($("answer"), String(hint));
+    const rollout = task.rollout_hint;  // only where the round turns rollout hints on
+    $("rollout-hint").hidden = !rollout;
+    $("rollout-hint").textContent = !rollout ? "" : rollout.first_error == null
+      ? "(Hint from automatic rollouts: they found no wrong step.)"
+      : `(Hint from automatic rollouts: the first wrong step may be step ${rollout.first_error}.)`;
 
     const list = $("steps");
     $("task").append($("after-error"));  // park it before the old steps go
@@ -748,7 +799,11 @@
     });
     window.addEventListener("pagehide", saveNow);
     window.addEventListener("online", () => { if (task && save.retryMs) scheduleSave(0); });
-    setInterval(() => { if (task) $("timer").textContent = `Time ${formatTime(elapsedMs())}`; }, 1000);
+    setInterval(() => {
+      if (!task) return;
+      $("timer").textContent = `Time ${formatTime(elapsedMs())}`;
+      renderLease();
+    }, 1000);
 
     if (config.assignmentId) {
       loadAssignment(config.assignmentId).then((ok) => { if (!ok) loadNext(); });
