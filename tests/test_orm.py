@@ -1,18 +1,20 @@
 """The outcome reward model baseline on a tiny Llama: it trains on graded candidates of non-test problems,
 registers as kind orm, scores solutions through the common scorer interface, and is compared with a PRM."""
 import os
+from datetime import timedelta
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 from django.conf import settings as django_settings  # noqa: E402
 from django.core.management import CommandError, call_command  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from labeling.models import Job, ModelVersion, Problem, Solution  # noqa: E402
 from labeling.services.jobs import rows  # noqa: E402
 from labeling.services.rounds.registry import model_version_register  # noqa: E402
 from labeling.services.training.benchmarks import benchmark_start, best_of_n_compare  # noqa: E402
-from labeling.services.training.orm import OrmParameters, orm_train_start  # noqa: E402
+from labeling.services.training.orm import OrmParameters, orm_out_dir, orm_train_start  # noqa: E402
 from tests.tiny_models import build_causal_lm  # noqa: E402
 
 torch = pytest.importorskip("torch")
@@ -135,14 +137,24 @@ def test_the_command_runs_the_job(models_dir, capsys):
 
 
 @pytest.mark.django_db
-def test_a_redelivered_message_fails_the_job_and_registers_nothing(models_dir, django_capture_on_commit_callbacks):
+def test_a_copy_is_dropped_while_the_worker_lives_and_takes_over_once_it_is_lost(
+        models_dir, django_capture_on_commit_callbacks, settings):
     from workers.tasks import gpu_train_orm
 
     make_candidates()
     with django_capture_on_commit_callbacks(execute=False):
         job = orm_train_start(params=OrmParameters(**FAST))
-    assert rows.job_claim(job_id=job.pk)  # a first delivery took it, then its worker died
+    assert rows.job_claim(job_id=job.pk)  # a first delivery took it; its worker is alive (fresh heartbeat)
+    leftover = orm_out_dir(job_id=job.pk)
+    leftover.mkdir(parents=True)
     gpu_train_orm.apply(args=(job.pk,))
     job.refresh_from_db()
-    assert job.status == Job.Status.FAILED and "was lost" in job.error
+    assert job.status == Job.Status.RUNNING and not job.error and leftover.is_dir()  # the live job untouched
     assert not ModelVersion.objects.filter(kind="orm").exists()
+    # The worker is lost: no heartbeat for longer than the stale window. The next copy takes over, clean.
+    Job.objects.filter(pk=job.pk).update(heartbeat=timezone.now() - timedelta(
+        seconds=settings.STEPWISE_JOB_STALE_SECONDS + 1))
+    gpu_train_orm.apply(args=(job.pk,))
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.error
+    assert ModelVersion.objects.filter(kind="orm").count() == 1

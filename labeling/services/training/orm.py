@@ -9,8 +9,9 @@ workers.ml.orm (a value head read at the last step's separator, the PRM's own la
 `orm_train_start` makes a TRAIN_ORM job and sends `workers.tasks.gpu_train_orm` on commit; the worker
 trains and `orm_register` registers `orm-job<N>` (kind orm, config architecture "orm") and finishes
 the job in one transaction. Nothing is promoted: an ORM never selects; `evaluate --orm` compares it
-with a PRM by best-of-N (labeling.services.training.benchmarks). A redelivered message fails the job
-rather than training again (as a retrain does: a run killed for memory would be killed again).
+with a PRM by best-of-N (labeling.services.training.benchmarks). A copy of the message delivered while the
+training worker lives (its heartbeat is fresh) is dropped; one delivered after that worker was lost takes the
+job over and starts clean (labeling.services.jobs.rows.job_claim, as every job does).
 """
 import math
 import shutil
@@ -24,7 +25,7 @@ from django.db.models import Max
 from labeling.errors import InvalidInput
 from labeling.models import Job, ModelVersion, Solution, Split
 from labeling.services.jobs.dispatch import enqueue
-from labeling.services.jobs.rows import job_claim, job_create, job_fail, job_finish
+from labeling.services.jobs.rows import job_claim, job_create, job_finish
 from labeling.services.rounds.registry import model_version_register
 from workers import tasks
 
@@ -77,13 +78,12 @@ def orm_out_dir(*, job_id: int) -> Path:
 
 
 def orm_claim(*, job_id: int) -> Job | None:
-    """pending -> running once; a redelivered message fails the job (see the module docstring)."""
-    if job_claim(job_id=job_id):
-        return Job.objects.get(pk=job_id)
-    if job_fail(job_id=job_id, error="the worker training this ORM was lost (killed, out of memory or restarted); "
-                "nothing was registered: start a new one"):
-        orm_cleanup(job_id=job_id)
-    return None
+    """pending -> running (or taken over from a lost worker: what it left on disk goes first); None when the
+    job is over or a live worker holds it (the copy is dropped, the live job untouched)."""
+    if not job_claim(job_id=job_id):
+        return None
+    orm_cleanup(job_id=job_id)
+    return Job.objects.get(pk=job_id)
 
 
 def orm_items(*, job: Job) -> list[tuple[str, list[str], bool]]:
