@@ -105,6 +105,7 @@ serve: install
 bench: install services
 	-DATABASE_URL=$(PG_URL) $(PY) bench/import_export.py
 	-DATABASE_URL=$(PG_URL) $(PY) bench/serving.py
+	-DATABASE_URL=$(PG_URL) $(PY) bench/label_studio.py
 
 clean:
 	rm -rf $(VENV) stepwise.sqlite3 media

@@ -24,6 +24,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
 
+from labeling.api.serializers import CredentialsSerializer, SubmitSerializer
 from labeling.models import Assignment, Job, RoundSelection
 from labeling.services.annotation.accounts import annotator_create
 from labeling.services.annotation.queue import queue_next
@@ -114,8 +115,17 @@ def api_schema(request, db, django_user_model, monkeypatch, settings):
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+# Where a valid body may still be refused (see CONFIG), the serializer that parses it must take it: the 400
+# may only come from credentials or task rules, never from a shape the schema allows.
+PARSERS = {"/api/auth/token/": CredentialsSerializer, "/api/assignments/{assignment_id}/submit/": SubmitSerializer}
+
+
 @schema.parametrize()
 def test_the_api_answers_as_its_schema_says(case):
+    parser = PARSERS.get(case.operation.path)
+    if parser and not case.meta.is_negative_at(ParameterLocation.BODY) and isinstance(_plain(case.body), dict):
+        form = parser(data=_integral_floats_as_ints(case.body))
+        assert form.is_valid(), (case.body, form.errors)
     if "assignment_id" in (case.path_parameters or {}) and CALLER["ids"] and \
             not case.meta.is_negative_at(ParameterLocation.PATH):
         # Deterministic per case, so a failure replays the same way.
@@ -131,6 +141,18 @@ def test_the_api_answers_as_its_schema_says(case):
 
 def _plain(body):
     return None if type(body).__name__ == "NotSet" else body
+
+
+def _integral_floats_as_ints(value):
+    """JSON Schema counts 1.0 as an integer; the API refuses it on purpose (strict types), and the schema can only
+    say so in words. The one difference a schema cannot state."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    return value
 
 
 # --- server errors found around the schema (headers and lengths it does not generate) ------------------------

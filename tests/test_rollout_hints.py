@@ -56,3 +56,17 @@ def test_the_label_page_shows_the_hint_only_when_on(browser, live_server, bob, B
         assert hint.is_displayed() and "the first wrong step may be step 2" in hint.text
     else:
         assert not hint.is_displayed() and hint.text == ""
+
+
+@pytest.mark.django_db
+def test_a_round_records_its_hint_setting_and_selection_rule(alice, client):
+    from labeling.models import Problem
+    from labeling.services.rounds.stages import RoundParameters, round_start
+
+    Problem.objects.create(text="What is 2+2?", answer="4", split="train")
+    assert round_start(params=RoundParameters()).rollout_hints is False  # off by default
+    hinted = round_start(params=RoundParameters(rollout_hints=True, selection_rule="disagreement"))
+    assert hinted.rollout_hints is True and hinted.parameters["selection_rule"] == "disagreement"
+    client.force_login(alice)
+    form = client.get("/admin/labeling/round/start/").content.decode()
+    assert 'name="rollout_hints"' in form and 'name="selection_rule"' in form

@@ -119,3 +119,14 @@ def test_the_rounds_page_shows_generator_accuracy_per_iteration(client, alice):
     assert "generator-rpo-job9 <span class=\"muted\">(iteration 1)</span>" in html
     assert "0.250 / 0.500 <span class=\"muted\">@4</span>" in html
     assert "(promoted)" in html and "0.6931" in html
+
+
+def test_the_export_command_writes_the_pairs(candidates, tmp_path):
+    from django.core.management import call_command
+
+    generator_promote(version=generator_version(spec=GEN))
+    err = io.StringIO()
+    call_command("export", "--format", "generator_pairs", "--out", str(tmp_path / "pairs.jsonl"), stderr=err)
+    rows = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["chosen_generator"] == GEN for r in rows)
+    assert "exported 3 records" in err.getvalue()

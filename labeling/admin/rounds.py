@@ -11,6 +11,7 @@ from labeling.admin.display import progress_html
 from labeling.admin.round_facts import facts_table, parameter_rows, selector_rows, stats_rows
 from labeling.errors import InvalidInput
 from labeling.services.jobs.dispatch import in_background
+from labeling.core.selection import SELECTION_RULES
 from labeling.services.rounds.stages import RoundParameters, round_start
 from labeling.views.access import check
 
@@ -26,6 +27,11 @@ class StartRoundForm(forms.Form):
     label_target = forms.IntegerField(required=False, min_value=1,
                                       help_text="retrain the PRM once this many of the round's labels are in "
                                                 "(empty: never automatically)")
+    selection_rule = forms.ChoiceField(choices=[(r, r) for r in SELECTION_RULES], initial="prm800k",
+                                       help_text="prm800k: convincing wrong answers by selector score; disagreement: "
+                                                 "first the solutions whose rollouts contradict the selector")
+    rollout_hints = forms.BooleanField(required=False, help_text="show annotators the rollouts' estimated first "
+                                                                 "error (off by default: it anchors)")
     name = forms.CharField(required=False)
 
 
@@ -91,7 +97,8 @@ class RoundAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             params = RoundParameters(problems=data["problems"], per_problem=data["per_problem"],
                                      wrong_fraction=data["wrong_fraction"], candidates=data["candidates"],
-                                     overlap=data["overlap"], label_target=data["label_target"])
+                                     overlap=data["overlap"], label_target=data["label_target"],
+                                     selection_rule=data["selection_rule"], rollout_hints=data["rollout_hints"])
             try:
                 with in_background():
                     round_ = round_start(params=params, user=request.user, name=data["name"])

@@ -95,14 +95,18 @@ SUBMIT_EXAMPLES = [OpenApiExample("the second of two steps is wrong", request_on
 # --- request rules the serializers cannot say themselves ---------------------------------------------------
 
 class StrictSerializerSchema(OpenApiSerializerExtension):
-    """labeling.api.serializers.StrictSerializer refuses keys it does not know: `additionalProperties: false`."""
+    """labeling.api.serializers.StrictSerializer refuses keys it does not know (`additionalProperties: false`) and
+    JSON of another type than the field's, even where JSON Schema would take it: 1.0 for an integer."""
 
     target_class = "labeling.api.serializers.StrictSerializer"
     match_subclasses = True
 
     def map_serializer(self, auto_schema, direction):
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
-        return {**schema, "additionalProperties": False} if direction == "request" else schema
+        if direction != "request":
+            return schema
+        return {**schema, "additionalProperties": False,
+                "description": "Unknown keys are refused; so are integers written with a fraction (1.0)."}
 
 
 class RequestTextSchema(OpenApiSerializerFieldExtension):

@@ -37,6 +37,8 @@ class Command(BaseCommand):
                             help="prm800k (default): convincing wrong answers by selector score; disagreement: first "
                                  "the solutions whose rollouts contradict the selector (a strongly negative process "
                                  "advantage, or another first error; `rollout_labels` first), then prm800k")
+        parser.add_argument("--rollout-hints", action="store_true",
+                            help="show annotators the rollouts' estimated first error (off by default: it anchors)")
         parser.add_argument("--relabel", action="store_true",
                             help="also select solutions that already have labels, a lease or an open task")
         parser.add_argument("--sync", action="store_true",
@@ -53,7 +55,7 @@ class Command(BaseCommand):
                                  step_delimiter=opts["step_delimiter"].encode().decode("unicode_escape"),
                                  label_target=opts["label_target"], grading=opts["grading"],
                                  control_fraction=opts["control_fraction"], relabel=opts["relabel"],
-                                 selection_rule=opts["selection_rule"])
+                                 selection_rule=opts["selection_rule"], rollout_hints=opts["rollout_hints"])
         if opts["only_first"] and Round.objects.exists():
             return self._finish_first(opts)
         try:

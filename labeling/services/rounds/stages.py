@@ -56,6 +56,7 @@ class RoundParameters:
     control_fraction: float = 0.0        # share of the round's tasks drawn at random as a control slice
     relabel: bool = False                # allow solutions that already have labels, leases or open tasks
     selection_rule: str = "prm800k"      # or "disagreement": rollouts contradicting the selector first
+    rollout_hints: bool = False          # annotators see the rollouts' first error (Round.rollout_hints)
 
     def check(self):
         if self.problems is not None and self.problems < 1:
@@ -122,6 +123,7 @@ def round_start(*, params: RoundParameters, user=None, name: str = "") -> Round:
                   "problem_ids": problem_ids, "requested_by": getattr(user, "username", None)}
     round_ = Round.objects.create(number=number, name=name or f"round {number}", status=Round.Status.PENDING,
                                   overlap=params.overlap, parameters=parameters, started=timezone.now(),
+                                  rollout_hints=params.rollout_hints,
                                   qc_rate=params.qc_rate if params.qc_rate is not None else settings.STEPWISE_QC_RATE)
     enqueue(tasks.round_advance, round_.pk)
     return round_
