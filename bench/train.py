@@ -100,7 +100,8 @@ def measure_generator(name, base_spec, *, steps, batch_size, tokens, learning_ra
     from workers.ml.rpo_training import train_rpo
 
     items = synthetic(2 * batch_size * (steps + 1), tokens)
-    pairs = [{"prompt": generator_message(items[i][0]), "chosen": "\n\n".join(items[i][1]), "rejected": "\n\n".join(items[i + 1][1])}
+    pairs = [{"prompt": generator_message(items[i][0]), "chosen": "\n\n".join(items[i][1]),
+              "rejected": "\n\n".join(items[i + 1][1])}
              for i in range(0, len(items) - 1, 2)]
     stamps = []
     load_before = os.getloadavg()[0]

@@ -11,7 +11,7 @@ STEPS = ("Let x be 2.", "Then 2x + 3 = 7.", "So x = 2.\n\n# Answer\n\n2")
 
 
 @pytest.fixture(scope="module")
-def sampler(tmp_path_factory):
+def sampler(tmp_path_factory, torch_one_thread):
     from workers.ml.generator import Generator
     from workers.ml.rollouts import RolloutSampler
 

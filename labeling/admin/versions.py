@@ -10,10 +10,10 @@ from labeling.views.access import allowed
 @admin.register(models.ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "architecture", "validation", "base_model", "path", "is_active_selector",
-                    "activated", "activation_note", "created")
-    list_filter = ("kind", "is_active_selector")
+                    "is_active_generator", "activated", "activation_note", "created")
+    list_filter = ("kind", "is_active_selector", "is_active_generator")
     search_fields = ("name", "path", "base_model")
-    readonly_fields = ("is_active_selector", "activated", "activated_by", "activation_note", "created")
+    readonly_fields = ("is_active_selector", "is_active_generator", "activated", "activated_by", "activation_note", "created")
     actions = ["make_selector", "make_selector_anyway"]
 
     @admin.display(description="architecture")

@@ -47,7 +47,8 @@ def check_hyperparameters(*, steps, beta, alpha, learning_rate, batch_size, grad
                                ("max_length", max_length, 16)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
-    for name, value, zero_ok in (("beta", beta, False), ("alpha", alpha, True), ("learning_rate", learning_rate, False)):
+    for name, value, zero_ok in (("beta", beta, False), ("alpha", alpha, True),
+                                 ("learning_rate", learning_rate, False)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or value < 0 or (value == 0 and not zero_ok):
             raise ValueError(f"{name} must be a finite number {'>=' if zero_ok else '>'} 0, got {value!r}")
@@ -115,8 +116,8 @@ def train_rpo(*, base_spec, pairs, out_dir, steps=10, beta=0.1, alpha=1.0, learn
             logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True, use_cpu=not cuda, bf16=cuda,
             gradient_checkpointing=cuda, dataloader_num_workers=0, lr_scheduler_type="constant",
             max_grad_norm=1.0, remove_unused_columns=False)
-        trainer = DPOTrainer(model=model, ref_model=reference, args=config, train_dataset=dataset, processing_class=tokenizer,
-                             callbacks=[Record()])
+        trainer = DPOTrainer(model=model, ref_model=reference, args=config, train_dataset=dataset,
+                             processing_class=tokenizer, callbacks=[Record()])
         trainer.remove_callback(PrinterCallback)  # the curve goes to `progress` and the result, not stdout
         # Tokens through the policy per pair: prompt + chosen and prompt + rejected, each cut at max_length.
         lengths = [min(len(row["prompt_ids"]) + len(row["chosen_ids"]), max_length)
@@ -136,15 +137,17 @@ def train_rpo(*, base_spec, pairs, out_dir, steps=10, beta=0.1, alpha=1.0, learn
         shutil.rmtree(work, ignore_errors=True)
 
     examples = steps * batch_size * grad_accum
-    mean_tokens = sum(lengths) / len(lengths)  # pairs are drawn evenly, so examples seen x the mean
+    step_tokens = [b - a for a, b in zip([0] + seen_tokens, seen_tokens)]
+    # TRL's count where it logs one; else pairs drawn evenly: examples seen x the mean
+    tokens = sum(step_tokens) or round(examples * sum(lengths) / len(lengths))
     last = history[-1] if history else {}
     return {"loss_curve": curve, "steps": int(output.global_step), "pairs": len(pairs), "examples": examples,
-            "epochs": round(examples / len(pairs), 3), "seconds": seconds,
-            "tokens": round(examples * mean_tokens), "tokens_per_second": examples * mean_tokens / seconds,
-            "device": device, "trl": trl.__version__, "parameters": sum(p.numel() for p in model.parameters()), "loss": "DPO sigmoid + alpha * NLL(chosen)",
+            "epochs": round(examples / len(pairs), 3), "seconds": seconds, "tokens": tokens,
+            "tokens_per_second": tokens / seconds, "device": device, "trl": trl.__version__,
+            "parameters": sum(p.numel() for p in model.parameters()), "loss": "DPO sigmoid + alpha * NLL(chosen)",
             "beta": beta, "alpha": alpha, "learning_rate": learning_rate, "batch_size": batch_size,
             "grad_accum": grad_accum, "max_length": max_length, "seed": seed,
             "chat_template": has_chat_template(tokenizer),
-            "step_tokens": [b - a for a, b in zip([0] + seen_tokens, seen_tokens)],
+            "step_tokens": step_tokens,
             "last_log": {k: v for k, v in last.items() if k.startswith(("rewards/", "logps/", "loss"))}}
 

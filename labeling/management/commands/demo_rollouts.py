@@ -15,8 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=3, help="demo solutions (default 3; labeled ones first)")
         parser.add_argument("--n", type=int, default=4, help="continuations per prefix (default 4)")
         parser.add_argument("--method", choices=("mc", "binary"), default="mc")
-        parser.add_argument("--max-new-tokens", type=int, default=160,
-                            help="tokens per continuation (default 160: minutes on 2 CPU cores)")
+        parser.add_argument("--max-new-tokens", type=int, default=128,
+                            help="tokens per continuation (default 128)")
         parser.add_argument("--prover", help="generator spec (default STEPWISE_GENERATOR: SmolLM2)")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="where the app is served")
 

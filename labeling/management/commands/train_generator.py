@@ -7,7 +7,8 @@ from labeling.services.training.generator_evaluation import PROMOTE, generator_e
 from labeling.services.training.generator_promotion import generator_promote
 from labeling.services.training.generator_training import GeneratorTrainParameters, generator_train_start
 
-OPTIONS = ("base", "pairs_from_round", "steps", "beta", "alpha", "learning_rate", "batch_size", "grad_accum",
+OPTIONS = ("base", "pairs_generator", "pairs_from_round", "steps", "beta", "alpha", "learning_rate", "batch_size",
+           "grad_accum",
            "max_length", "pairs_per_problem", "seed", "majority_n", "eval_problems", "eval_max_new_tokens", "promote")
 
 
@@ -18,8 +19,11 @@ class Command(BaseCommand):
             "evaluate (and promote) an existing generator version instead of training one.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--base", help="generator spec to train (default: the promoted one, else STEPWISE_GENERATOR)")
+        parser.add_argument("--base",
+                            help="generator spec to train (default: the promoted one, else STEPWISE_GENERATOR)")
         parser.add_argument("--pairs-from-round", type=int, help="only the problems of this round")
+        parser.add_argument("--pairs-generator", help="pair another generator's candidates (off-policy DPO + NLL; "
+                                                      "default: the base's own, which is iterative RPO)")
         parser.add_argument("--steps", type=int, help="optimizer steps (default 20)")
         parser.add_argument("--beta", type=float, help="DPO temperature (default 0.1)")
         parser.add_argument("--alpha", type=float, help="weight of the NLL term on the chosen solution (default 1)")
@@ -56,7 +60,8 @@ class Command(BaseCommand):
         if job.status == Job.Status.FAILED:
             raise CommandError(f"train_generator job {job.pk} failed: {job.error}")
         if job.status != Job.Status.DONE:
-            self.stdout.write(f"train_generator job {job.pk} queued (pairs export {job.parameters['pairs_export_id']}); "
+            self.stdout.write(f"train_generator job {job.pk} queued (pairs export "
+                              f"{job.parameters['pairs_export_id']}); "
                               "a GPU worker runs it, then its evaluation")
             return
         self._report_training(job)
@@ -87,7 +92,9 @@ class Command(BaseCommand):
         pairs = result["pairs"]
         self.stdout.write(
             f"train_generator job {job.pk} done: {job.model_version.name} at {job.model_version.path}, "
-            f"{train['steps']} steps on {pairs['pairs']} pairs (export {pairs['export_id']}, template "
+            f"{train['steps']} steps on {pairs['pairs']} pairs of "
+            f"{(pairs.get('generator') or {}).get('spec')}'s candidates "
+            f"(export {pairs['export_id']}, template "
             f"{pairs['prompt_template']['id']}), {train['seconds']:.1f} s, {train['tokens_per_second']:.0f} tokens/s "
             f"on {train['device']}")
         self.stdout.write("loss curve (DPO + alpha x NLL), one value per step:")

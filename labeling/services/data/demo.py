@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 
+from labeling.models import Solution
 from labeling.services.annotation.accounts import annotator_create
 from labeling.services.data.problem_import import problems_import
 from labeling.services.annotation.queue import tasks_enqueue
@@ -36,8 +37,6 @@ def demo_load() -> DemoResult:
 def demo_rollout_solutions(count: int = 3) -> list[int]:
     """A few demo solutions to roll out (`manage.py demo_rollouts`): those annotators labeled first, so the
     rollouts show beside human labels, then the shortest (fewest prefixes to continue); one per problem."""
-    from labeling.models import Solution
-
     rows = Solution.objects.filter(problem__source_id__startswith="demo/", problem__answer__isnull=False) \
         .values_list("id", "problem_id", "steps")
     labeled = set(Solution.objects.filter(annotations__isnull=False).values_list("id", flat=True))

@@ -14,7 +14,8 @@ from workers import tasks
 CHUNK_TASKS = {Job.Kind.SCORE: tasks.gpu_score_chunk, Job.Kind.GENERATE: tasks.gpu_generate_chunk,
                Job.Kind.ROLLOUTS: tasks.gpu_rollouts}
 JOB_TASKS = {Job.Kind.TRAIN_SELECTOR: tasks.gpu_train_selector, Job.Kind.EVALUATE: tasks.gpu_evaluate,
-             Job.Kind.RETRAIN: tasks.gpu_retrain}
+             Job.Kind.RETRAIN: tasks.gpu_retrain, Job.Kind.TRAIN_GENERATOR: tasks.gpu_train_generator,
+             Job.Kind.EVALUATE_GENERATOR: tasks.gpu_evaluate_generator}
 
 
 def jobs_resume() -> dict:
@@ -33,6 +34,8 @@ def jobs_resume() -> dict:
             sent["jobs"] += 1
     snapshots = set(Job.objects.filter(kind=Job.Kind.RETRAIN)
                     .values_list("parameters__snapshot_export_id", flat=True))
+    snapshots |= set(Job.objects.filter(kind=Job.Kind.TRAIN_GENERATOR)  # its pairs: the job writes them itself
+                     .values_list("parameters__pairs_export_id", flat=True))
     for export in Export.objects.filter(status__in=LIVE):
         if export.pk not in snapshots and (task := task_for(export)) is not None:
             enqueue(task, export.pk)

@@ -46,6 +46,7 @@ class GeneratorTrainParameters:
     `majority_n` samples per problem on `eval_problems` problems (None: all); promote: manual, if_better
     or always (after the evaluation)."""
     base: str = ""
+    pairs_generator: str = ""  # whose candidates pair up ("": base's own, iterative RPO; another: off-policy DPO)
     pairs_from_round: int | None = None
     steps: int = 20
     beta: float = 0.1
@@ -95,12 +96,13 @@ def generator_train_start(*, params: GeneratorTrainParameters, user=None) -> Job
         if not Round.objects.filter(number=params.pairs_from_round).exists():
             raise InvalidInput(f"no round {params.pairs_from_round}", field="pairs_from_round")
         rounds = [params.pairs_from_round]
-    options = GeneratorPairOptions(generator=base, rounds=rounds, pairs_per_problem=params.pairs_per_problem,
+    options = GeneratorPairOptions(generator=params.pairs_generator or base, rounds=rounds,
+                                   pairs_per_problem=params.pairs_per_problem,
                                    grading=params.grading)
     if not pair_candidates(options).exists():
         where = f" in round {params.pairs_from_round}" if rounds else ""
-        raise InvalidInput(f"no solutions sampled by {base}{where} outside the test split: run a round with it "
-                           "first (its candidates become the pairs)", field="pairs_from_round")
+        raise InvalidInput(f"no solutions sampled by {options.generator}{where} outside the test split: run a "
+                           "round with it first (its candidates become the pairs)", field="pairs_from_round")
     export = Export.objects.create(format="generator_pairs", requested_by=user,
                                    filters={"exclude_test": True, "options": asdict(options)})
     parent = generator_version(spec=base)
@@ -152,7 +154,8 @@ def generator_pairs_snapshot(*, job: Job) -> list[dict]:
         raise RuntimeError(f"pairs file {path} changed since it was written (sha256 differs)")
     stats = (export.provenance or {}).get("output", {})
     snapshot = {"export_id": export.pk, "sha256": export.sha256, "file": export.file, "pairs": export.record_count,
-                "problems_with_pairs": stats.get("problems_with_pairs"), "prompt_template": stats.get("prompt_template"),
+                "problems_with_pairs": stats.get("problems_with_pairs"),
+                "prompt_template": stats.get("prompt_template"),
                 "generator": stats.get("generator"), "rounds": stats.get("rounds"), "grading": stats.get("grading"),
                 "test_split": stats.get("test_split")}
     Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(result={"pairs": snapshot})
@@ -174,6 +177,9 @@ def generator_train_register(*, job_id: int, out_dir: str, result: dict) -> Mode
     params, pairs = job.parameters, (job.result or {}).get("pairs", {})
     parent = ModelVersion.objects.filter(pk=params["parent"]["id"]).first()
     iteration = int(((parent.config or {}).get("iteration") or 0) if parent else 0) + 1
+    source = (pairs.get("generator") or {}).get("spec")
+    on_policy = source == params["base"]
+    whose = "its own graded candidates" if on_policy else f"graded candidates of {source} (off-policy: plain DPO + NLL)"
     values = result.get("loss_curve", [])
     every = max(1, math.ceil(len(values) / CURVE_POINTS))
     curve = [sum(values[i:i + every]) / len(values[i:i + every]) for i in range(0, len(values), every)]
@@ -185,12 +191,14 @@ def generator_train_register(*, job_id: int, out_dir: str, result: dict) -> Mode
         base_model=params["base"],
         how_made=(f"iterative RPO iteration {iteration} from {params['parent']['name']}: DPO (beta={params['beta']:g}) "
                   f"+ {params['alpha']:g} x NLL on the chosen solution (TRL {result.get('trl')} DPOTrainer), "
-                  f"{train.get('steps')} steps of {params['batch_size']}x{params['grad_accum']} on {pairs.get('pairs')} "
-                  f"pairs of its own graded candidates (export {pairs.get('export_id')}, sha256 {pairs.get('sha256')}; "
+                  f"{train.get('steps')} steps of {params['batch_size']}x{params['grad_accum']} "
+                  f"on {pairs.get('pairs')} "
+                  f"pairs of {whose} (export {pairs.get('export_id')}, sha256 {pairs.get('sha256')}; "
                   f"prompt template {TEMPLATE_ID}; no test-split problems), lr={params['learning_rate']:g}, "
                   f"max_length={params['max_length']}, seed={params['seed']}; train_generator job {job.pk}"),
         metrics=metrics,
-        config={"method": "iterative_rpo", "iteration": iteration, "parent": params["parent"]["name"],
+        config={"method": "iterative_rpo" if on_policy else "dpo_nll_off_policy", "iteration": iteration,
+                "pairs_generator": source, "parent": params["parent"]["name"],
                 "prompt_template": TEMPLATE_ID})
     Job.objects.filter(pk=job.pk).update(model_version=version)
     evaluation = None
