@@ -68,12 +68,10 @@ class _Open(NamedTuple):
 def _lease_next(*, annotator_id, now) -> int | None:
     # One round trip: lock the annotator's row (two tabs, a double click: they resume one lease, not
     # take two), read their live lease, and learn whether any lease in the queue is overdue.
-    passed, cleared, labeler, leases_taken, live, overdue = (
-        Annotator.objects.select_for_update(of=("self",))
-        .annotate(live=Subquery(_live(annotator_id, now).values("id")[:1]),
-                  overdue=Exists(Assignment.objects.filter(status=Assignment.Status.LEASED, expires_at__lte=now)))
-        .values_list("screening_passed", "cleared_by_admin", "labeler", "leases_taken", "live", "overdue")
-        .get(pk=annotator_id))
+    row = _compiled_first("annotator_lock", _annotator_lock, annotator_id=annotator_id, now=now)
+    if row is None:
+        raise Annotator.DoesNotExist(f"no annotator {annotator_id}")
+    passed, cleared, labeler, leases_taken, live, overdue = row
     if live is not None:
         return live
     if overdue:  # rare: give their slots back before choosing (a bounded batch; the rest next time)
@@ -140,32 +138,47 @@ def tasks_open_for(annotator_id, kind):
 
 
 def _candidate(annotator_id, kind) -> _Open | None:
-    sql, params, compiler, converters = _candidate_sql(kind)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [annotator_id if p == _ANY_ANNOTATOR else p for p in params])
-        row = cursor.fetchone()
-    if row is not None and converters:
-        row = next(compiler.apply_converters([row], converters))
+    row = _compiled_first(("candidate", kind), lambda annotator, now: tasks_open_for(annotator, kind).values_list(
+        "id", "round_id", "round__qc_rate", "round__parameters")[:1], annotator_id=annotator_id)
     return None if row is None else _Open(*row)
 
 
-# The candidate query is the costliest of a request to build (three NOT EXISTS): about 1.5 ms of CPU each time.
-# It is built and compiled once per kind and database, with a marker where the annotator's id goes (the only value
-# that changes between calls), and then sent as is: the same SQL every time, which PostgreSQL runs prepared.
+def _annotator_lock(annotator_id, now):
+    return (Annotator.objects.select_for_update(of=("self",))
+            .annotate(live=Subquery(_live(annotator_id, now).values("id")[:1]),
+                      overdue=Exists(Assignment.objects.filter(status=Assignment.Status.LEASED, expires_at__lte=now)))
+            .values_list("screening_passed", "cleared_by_admin", "labeler", "leases_taken", "live", "overdue")
+            .filter(pk=annotator_id)[:1])
+
+
+# The two queries of every next that are costliest to build (the candidate's three NOT EXISTS, the annotator lock's
+# subqueries: 1-2 ms of CPU each, every call) are built and compiled once per database and process, with markers
+# where the annotator's id and the time go (the only values that change between calls), and then sent as they
+# are: the same SQL text every time, which PostgreSQL also keeps prepared.
 _ANY_ANNOTATOR = -(2 ** 62) - 7
-_candidate_compiled = {}
+_ANY_TIME = dt.datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=dt.timezone.utc)
+_compiled = {}
 
 
-def _candidate_sql(kind):
-    key = (connection.alias, connection.vendor, kind)
-    if key not in _candidate_compiled:
-        rows = tasks_open_for(_ANY_ANNOTATOR, kind).values_list("id", "round_id", "round__qc_rate",
-                                                                 "round__parameters")[:1]
+def _compiled_first(name, build, *, annotator_id, now=None):
+    """The first row of `build(annotator_id, now)` (a values_list queryset), converted as the ORM would."""
+    key = (connection.alias, connection.vendor, name)
+    if key not in _compiled:
+        rows = build(_ANY_ANNOTATOR, _ANY_TIME)
         compiler = rows.query.get_compiler(using=rows.db)
         sql, params = compiler.as_sql()
         converters = compiler.get_converters([col for col, _, _ in compiler.select[:compiler.col_count]])
-        _candidate_compiled[key] = (sql, tuple(params), compiler, converters)
-    return _candidate_compiled[key]
+        _compiled[key] = (sql, tuple(params), compiler, converters)
+    sql, params, compiler, converters = _compiled[key]
+    adapt = connection.ops.adapt_datetimefield_value
+    time_marker, when = adapt(_ANY_TIME), (None if now is None else adapt(now))
+    args = [annotator_id if p == _ANY_ANNOTATOR else when if p == time_marker else p for p in params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, args)
+        row = cursor.fetchone()
+    if row is not None and converters:
+        row = next(compiler.apply_converters([row], converters))
+    return None if row is None else tuple(row)
 
 
 def _take_slot(task_id) -> bool:
