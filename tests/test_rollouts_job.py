@@ -135,3 +135,18 @@ def test_which_solutions(scripted, tmp_path, committed):
     job = committed(rollouts_start, solution_ids=[lost.pk, chosen.pk], prover="scripted")
     assert job.total == 1 and job.parameters["skipped_no_answer"] == 1 and job.status == Job.Status.DONE
     assert not RolloutEstimate.objects.filter(solution=lost).exists()
+
+
+def test_a_rounds_rollouts_cover_the_qc_solutions_served_beside_it():
+    """With hints on, a QC task without estimates would be the one task without a hint: QC solutions are included."""
+    from labeling.models import Task
+    from labeling.services.rollouts.labeling_job import solutions_of_round
+    from tests.queue_factories import task_make
+
+    make_candidates(n_problems=1, per_problem=3)
+    round_ = Round.objects.create(number=5, rollout_hints=True)
+    picked = Solution.objects.order_by("id").first()
+    RoundSelection.objects.create(round=round_, solution=picked, problem=picked.problem, score=0.9,
+                                  is_correct=False, reason="convincing_wrong", rank=0)
+    qc = task_make(kind=Task.Kind.QC)
+    assert solutions_of_round(round=round_) == sorted([picked.id, qc.solution_id])

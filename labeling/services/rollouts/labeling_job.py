@@ -19,7 +19,7 @@ from django.db import transaction
 
 from labeling.core.rollout_values import METHODS, PrefixRequest, estimate_fields, prefixes_to_estimate
 from labeling.errors import DataError
-from labeling.models import Job, JobChunk, RolloutEstimate, RoundSelection, Solution
+from labeling.models import Job, JobChunk, RolloutEstimate, RoundSelection, Solution, Task
 from labeling.services.jobs.dispatch import enqueue
 from labeling.services.jobs.rows import job_create, job_progress, split
 
@@ -31,8 +31,12 @@ def default_prover(*, round=None) -> str:
 
 
 def solutions_of_round(*, round) -> list[int]:
-    """The solutions a round selected (its queue), in id order."""
-    return sorted(set(RoundSelection.objects.filter(round=round).values_list("solution_id", flat=True)))
+    """The solutions a round selected (its queue) and those of every QC task, in id order. QC tasks are served in
+    any round as its own tasks: with rollout hints on, a QC solution without estimates would be the one task
+    without a hint, and so stand out."""
+    selected = set(RoundSelection.objects.filter(round=round).values_list("solution_id", flat=True))
+    qc = set(Task.objects.filter(kind=Task.Kind.QC).values_list("solution_id", flat=True))
+    return sorted(selected | qc)
 
 
 def solutions_without_rollouts(*, prover: str, method: str) -> list[int]:
