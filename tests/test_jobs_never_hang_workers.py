@@ -9,6 +9,7 @@ the retrain's snapshot) reads, so A sits in the job, running, its heartbeat beat
   drops the copy, and A's retrain finishes done (the live job is never failed, its folder never removed).
 """
 import contextlib
+import time
 
 import psycopg
 import pytest
@@ -123,7 +124,10 @@ def test_a_copy_delivered_while_the_worker_lives_is_dropped_and_the_retrain_fini
     with annotations_locked(postgres):
         a = workers("worker-a")
         wait_for(running(Job, job.pk), 60, "worker A to hold the retrain", alive=[a])
-        # A holds it longer than B's visibility timeout: B's broker hands B the message again.
+        # A holds it longer than B's visibility timeout: B's broker hands B the message again. Kombu restores
+        # unacknowledged messages when a worker starts, then only every ~100 s: B must start once the message
+        # is already older than its 1 s timeout, or it would wait for the next restore.
+        time.sleep(2.5)
         b = workers("worker-b", visibility_timeout=1)
         wait_for(lambda: "dropped: a live worker holds it" in b.text(), 60, "worker B to drop the copy",
                  every=0.2, alive=[a, b])
