@@ -192,7 +192,8 @@ def test_consensus_keeps_the_annotations_whose_first_error_the_rollouts_confirm(
 def test_trl_rows_from_rollout_labels(world, tmp_path):
     path, result = write("trl", tmp_path, source="rollout")
     rows = lines(path)
-    assert [list(r) for r in rows] == [["prompt", "completions", "labels"]] * 4
+    assert [list(r) for r in rows] == [["prompt", "completions", "labels", "label_source"]] * 4
+    assert {r["label_source"] for r in rows} == {"rollout"}
     assert [r["labels"] for r in rows] == [[True, False, False], [True, False], [True, True, True],
                                            [True, False, True]]
     assert result.stats["rows"] == 4

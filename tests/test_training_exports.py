@@ -119,7 +119,9 @@ def load_json(path, tmp_path):
 def test_it_writes_trl_stepwise_rows(labels, tmp_path, neutral, expected):
     path, result = write("trl", tmp_path, neutral=neutral)
     rows = load_json(path, tmp_path)
-    assert rows.column_names == ["prompt", "completions", "labels"]  # exactly what PRMTrainer reads
+    # what PRMTrainer reads, and where the labels came from (a column its tokenizing map drops)
+    assert rows.column_names == ["prompt", "completions", "labels", "label_source"]
+    assert set(rows["label_source"]) == {"human"}
     assert rows.features["labels"].feature == datasets.Value("bool")
     assert rows.features["completions"].feature == datasets.Value("string")
     assert rows["prompt"] == [p for p, _, _ in STEPWISE]

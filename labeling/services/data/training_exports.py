@@ -159,9 +159,12 @@ def _jsonl(out, rows, result):
 
 
 def trl_export(*, out, filters: ExportFilters, progress=None, options=StepwiseOptions()) -> TrainingExportResult:
-    """TRL's stepwise supervision: {"prompt", "completions", "labels"} per line, as PRMTrainer reads them."""
+    """TRL's stepwise supervision: {"prompt", "completions", "labels"} per line, as PRMTrainer reads them, and
+    `label_source` (human, rollout, consensus: with --source both a file mixes two), a column PRMTrainer drops
+    when it tokenizes (it keeps only what tokenize_row makes)."""
     stats, result = Counter(dict.fromkeys(STEPWISE_STATS, 0)), TrainingExportResult()
-    rows = ({"prompt": r["prompt"], "completions": r["completions"], "labels": r["labels"]}
+    rows = ({"prompt": r["prompt"], "completions": r["completions"], "labels": r["labels"],
+             "label_source": r["label_source"]}
             for r in labeled_rows(filters, options=options, stats=stats, progress=progress))
     _jsonl(out, rows, result)
     result.steps = stats["steps"]
