@@ -197,9 +197,11 @@ class TaskAdmin(admin.ModelAdmin):
 
 @admin.register(models.Assignment)
 class AssignmentAdmin(admin.ModelAdmin):
-    list_display = ("id", "task", "annotator", "status", "leased_at", "expires_at", "submitted_at", "annotation_id")
+    list_display = ("id", "public_id", "task", "annotator", "status", "leased_at", "expires_at", "submitted_at",
+                    "annotation_id")
     list_filter = ("status", "task__kind")
-    search_fields = ("annotator__user__username",)
+    # An annotator reports "Task 422e9e81" (the first characters of the only id they see): searchable here.
+    search_fields = ("annotator__user__username", "public_id")
     raw_id_fields = ("task", "annotator", "annotation")
     readonly_fields = ("draft", "draft_saved_at")
     list_select_related = ("task", "annotator__user")
