@@ -15,7 +15,6 @@ iteration.
 import json
 import logging
 import math
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from labeling.services.jobs.rows import job_claim, job_fail, job_finish
 from labeling.services.rounds.registry import generator_version, model_version_register
 from labeling.services.training.generator_evaluation import PROMOTE, generator_evaluation_start
 from labeling.services.training.generator_promotion import generator_default_spec
+from labeling.services.training.model_folders import remove_unregistered
 from workers import tasks
 
 log = logging.getLogger(__name__)
@@ -130,13 +130,7 @@ def generator_train_claim(*, job_id: int) -> Job | None:
 
 def generator_train_cleanup(*, job_id: int) -> None:
     """Remove the job's model folder and the trainer's temporary folders, unless a version was registered."""
-    out = generator_out_dir(job_id=job_id)
-    if ModelVersion.objects.filter(path=str(out)).exists():
-        return
-    shutil.rmtree(out, ignore_errors=True)
-    if out.parent.is_dir():
-        for tmp in out.parent.glob(f".{out.name}.*.tmp"):
-            shutil.rmtree(tmp, ignore_errors=True)
+    remove_unregistered(generator_out_dir(job_id=job_id))
 
 
 def generator_pairs_snapshot(*, job: Job) -> list[dict]:

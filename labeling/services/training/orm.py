@@ -14,7 +14,6 @@ training worker lives (its heartbeat is fresh) is dropped; one delivered after t
 job over and starts clean (labeling.services.jobs.rows.job_claim, as every job does).
 """
 import math
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from labeling.models import Job, ModelVersion, Solution, Split
 from labeling.services.jobs.dispatch import enqueue
 from labeling.services.jobs.rows import job_claim, job_create, job_finish
 from labeling.services.rounds.registry import model_version_register
+from labeling.services.training.model_folders import remove_unregistered
 from workers import tasks
 
 SEPARATOR = "\n\n"
@@ -125,11 +125,5 @@ def orm_register(*, job_id: int, out_dir: str, result: dict) -> ModelVersion | N
 
 
 def orm_cleanup(*, job_id: int) -> None:
-    """Remove the job's model folder and temporary folders unless a version was registered from it."""
-    out = orm_out_dir(job_id=job_id)
-    if ModelVersion.objects.filter(path=str(out)).exists():
-        return
-    shutil.rmtree(out, ignore_errors=True)
-    if out.parent.is_dir():
-        for tmp in out.parent.glob(f".{out.name}.*.tmp"):
-            shutil.rmtree(tmp, ignore_errors=True)
+    """Remove the job's model folder and the trainer's temporary folders, unless a version was registered."""
+    remove_unregistered(orm_out_dir(job_id=job_id))

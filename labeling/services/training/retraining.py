@@ -25,7 +25,6 @@ One retrain at a time: asking for one while another is pending or running return
 """
 import logging
 import math
-import shutil
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from labeling.services.data.rollout_exports import rollout_solutions
 from labeling.errors import InvalidInput
 from labeling.services.rounds.registry import model_version_register
 from labeling.services.training.evaluation import evaluation_start
+from labeling.services.training.model_folders import remove_unregistered
 from workers import tasks
 
 log = logging.getLogger(__name__)
@@ -214,13 +214,7 @@ def retrain_claim(*, job_id: int) -> Job | None:
 
 def retrain_cleanup(*, job_id: int) -> None:
     """Remove the job's model folder and the trainer's temporary folders, unless a version was registered."""
-    out = retrain_out_dir(job_id=job_id)
-    if ModelVersion.objects.filter(path=str(out)).exists():
-        return
-    shutil.rmtree(out, ignore_errors=True)
-    if out.parent.is_dir():
-        for tmp in out.parent.glob(f".{out.name}.*.tmp"):
-            shutil.rmtree(tmp, ignore_errors=True)
+    remove_unregistered(retrain_out_dir(job_id=job_id))
 
 
 def retrain_snapshot(*, job: Job) -> dict:
