@@ -12,10 +12,6 @@ evaluation treat an ORM like any scorer: its solution score is that value (`solu
 
 Training writes its folder whole or not at all (the same temp-folder rename as prm_training).
 """
-import math
-import random
-import time
-from contextlib import nullcontext
 from pathlib import Path
 
 from workers.ml.loading import ModelCache, cache_size
@@ -87,8 +83,7 @@ def train_orm(*, base_spec, items, out_dir, learning_rate=2e-5, epochs=1, batch_
     import torch
 
     from workers.ml.device import pick_device
-    from workers.ml.prm_training import (MAX_GRAD_NORM, TrainingDiverged, TrainingStopped, _bucketed_batches,
-                                         _check_hyperparameters, _save)
+    from workers.ml.prm_training import _check_hyperparameters, _save, optimize
 
     _check_hyperparameters(learning_rate, epochs, batch_size, max_length, 1)
     items = _check_items(items)
@@ -105,45 +100,10 @@ def train_orm(*, base_spec, items, out_dir, learning_rate=2e-5, epochs=1, batch_
                 if marks[0] is not None]
     if not examples:
         raise ValueError(f"items: no solution fits max_length={max_length}")
-    cuda = device == "cuda"
-    if cuda:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.config.use_cache = False
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
-    rng = random.Random(seed)
-    total_steps = epochs * math.ceil(len(examples) / batch_size)
-    curve, step_tokens, step = [], [], 0
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        for batch_ids in _bucketed_batches(examples, batch_size, rng):
-            if stop is not None and stop():
-                raise TrainingStopped(f"stopped before optimizer step {step + 1} of {total_steps}")
-            batch = [examples[i] for i in batch_ids]
-            with autocast():
-                loss = _batch_loss(model, batch, orm.pad_id, device, causal=orm.causal)
-            loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM))
-            value = float(loss.detach())
-            step += 1
-            for what, number in (("loss", value), ("gradient norm", grad_norm)):
-                if not math.isfinite(number):
-                    raise TrainingDiverged(f"training diverged: {what} is {number} at optimizer step {step} of "
-                                           f"{total_steps} (epoch {epoch + 1}); try a lower learning_rate "
-                                           f"than {learning_rate:g}")
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            curve.append(value)
-            step_tokens.append(sum(len(ids) for ids, _ in batch))
-            if progress is not None:
-                progress(step, total_steps, value)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    if cuda:
-        model.gradient_checkpointing_disable()
-    model.config.use_cache = True
+    curve, step_tokens, step, seconds = optimize(
+        model, examples, lambda batch: _batch_loss(model, batch, orm.pad_id, device, causal=orm.causal),
+        device=device, learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed,
+        progress=progress, stop=stop)
     model.config.step_separator = step_separator
     _save(model, tokenizer, out)
     positives = sum(int(label) for _, ((_, label),) in examples)
@@ -158,7 +118,7 @@ def train_orm(*, base_spec, items, out_dir, learning_rate=2e-5, epochs=1, batch_
 
 
 def _batch_loss(model, batch, pad_id, device, *, causal=True):
-    """Mean binary cross-entropy of the value logit at each solution's last separator."""
+    """Binary cross-entropy of the value logit at each solution's last separator, summed over the batch."""
     import torch
 
     input_ids, attention = right_padded([ids for ids, _ in batch], pad_id)
@@ -167,7 +127,8 @@ def _batch_loss(model, batch, pad_id, device, *, causal=True):
     rows = torch.arange(len(batch), device=device)
     cols = torch.tensor([targets[0][0] for _, targets in batch], device=device)
     labels = torch.tensor([targets[0][1] for _, targets in batch], device=device)
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits[rows, cols].float(), labels)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits[rows, cols].float(), labels,
+                                                                reduction="sum")
 
 
 def _check_items(items):

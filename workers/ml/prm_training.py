@@ -73,55 +73,10 @@ def train_step_prm(*, base_spec, items, out_dir, learning_rate=2e-5, epochs=1, b
     if not examples:
         raise ValueError(f"items: every labeled step lies past max_length={max_length}")
 
-    cuda = device == "cuda"
-    if cuda:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.config.use_cache = False
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
-
-    rng = random.Random(seed)
-    n_batches = math.ceil(len(examples) / batch_size)
-    per_epoch = math.ceil(n_batches / grad_accum)
-    total_steps = epochs * per_epoch
-    curve, step_tokens, step = [], [], 0
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        batches = _bucketed_batches(examples, batch_size, rng)
-        for start in range(0, len(batches), grad_accum):
-            if stop is not None and stop():
-                raise TrainingStopped(f"stopped before optimizer step {step + 1} of {total_steps}")
-            group = [[examples[i] for i in b] for b in batches[start:start + grad_accum]]
-            n_labels = sum(len(targets) for batch in group for _, targets in batch)
-            loss_sum, tokens = 0.0, 0
-            for batch in group:
-                with autocast():
-                    loss = micro_batch_loss(model, batch, prm.pad_id, device, causal=prm.causal) / n_labels
-                loss.backward()
-                loss_sum = loss_sum + loss.detach()  # a tensor: no device sync per micro-batch
-                tokens += sum(len(ids) for ids, _ in batch)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM))
-            loss_sum = float(loss_sum)
-            step += 1
-            for what, value in (("loss", loss_sum), ("gradient norm", grad_norm)):
-                if not math.isfinite(value):
-                    raise TrainingDiverged(f"training diverged: {what} is {value} at optimizer step {step} of "
-                                           f"{total_steps} (epoch {epoch + 1}); try a lower learning_rate "
-                                           f"than {learning_rate:g}")
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            curve.append(loss_sum)
-            step_tokens.append(tokens)
-            if progress is not None:
-                progress(step, total_steps, loss_sum)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-
-    if cuda:
-        model.gradient_checkpointing_disable()
-    model.config.use_cache = True
+    curve, step_tokens, step, seconds = optimize(
+        model, examples, lambda batch: micro_batch_loss(model, batch, prm.pad_id, device, causal=prm.causal),
+        device=device, learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed,
+        grad_accum=grad_accum, progress=progress, stop=stop)
     model.config.step_separator = step_separator  # kept in config.json so a loader can tell
     _save(model, tokenizer, out)
     counts, soft = [0] * len(LABELS), 0
@@ -156,6 +111,67 @@ def train_step_prm(*, base_spec, items, out_dir, learning_rate=2e-5, epochs=1, b
         "seed": seed,
         "step_separator": step_separator,
     }
+
+
+def optimize(model, examples, summed_loss, *, device, learning_rate, epochs, batch_size, seed, grad_accum=1,
+             progress=None, stop=None):
+    """The training loop every head trained here shares (the step-head PRM, the ORM): AdamW, length-bucketed
+    shuffled batches, gradient accumulation over `grad_accum` batches, the loss averaged over the labels of an
+    optimizer step, gradient clipping, a divergence check, bf16 autocast and gradient checkpointing on CUDA.
+
+    examples: (token ids, [(position, label), ...]); summed_loss(batch) -> the loss summed over its labels.
+    Returns (loss curve, tokens per step, optimizer steps, seconds)."""
+    import torch
+
+    cuda = device == "cuda"
+    if cuda:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
+
+    rng = random.Random(seed)
+    n_batches = math.ceil(len(examples) / batch_size)
+    per_epoch = math.ceil(n_batches / grad_accum)
+    total_steps = epochs * per_epoch
+    curve, step_tokens, step = [], [], 0
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        batches = _bucketed_batches(examples, batch_size, rng)
+        for start in range(0, len(batches), grad_accum):
+            if stop is not None and stop():
+                raise TrainingStopped(f"stopped before optimizer step {step + 1} of {total_steps}")
+            group = [[examples[i] for i in b] for b in batches[start:start + grad_accum]]
+            n_labels = sum(len(targets) for batch in group for _, targets in batch)
+            loss_sum, tokens = 0.0, 0
+            for batch in group:
+                with autocast():
+                    loss = summed_loss(batch) / n_labels
+                loss.backward()
+                loss_sum = loss_sum + loss.detach()  # a tensor: no device sync per micro-batch
+                tokens += sum(len(ids) for ids, _ in batch)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM))
+            loss_sum = float(loss_sum)
+            step += 1
+            for what, value in (("loss", loss_sum), ("gradient norm", grad_norm)):
+                if not math.isfinite(value):
+                    raise TrainingDiverged(f"training diverged: {what} is {value} at optimizer step {step} of "
+                                           f"{total_steps} (epoch {epoch + 1}); try a lower learning_rate "
+                                           f"than {learning_rate:g}")
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            curve.append(loss_sum)
+            step_tokens.append(tokens)
+            if progress is not None:
+                progress(step, total_steps, loss_sum)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    if cuda:
+        model.gradient_checkpointing_disable()
+    model.config.use_cache = True
+    return curve, step_tokens, step, seconds
 
 
 def build_examples(prm, items, max_length):
