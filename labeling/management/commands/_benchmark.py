@@ -1,4 +1,5 @@
-"""`evaluate --set / --calibrate-on / --orm`: a PRM on named evaluation sets (labeling.services.training.benchmarks)."""
+"""`evaluate --set / --calibrate-on / --orm`: a PRM on named evaluation sets (labeling.services.training.benchmarks),
+and the job running both it and the held-out evaluation share."""
 import json
 
 from django.conf import settings
@@ -11,17 +12,15 @@ from labeling.services.jobs.dispatch import run_here
 from labeling.services.training.benchmarks import benchmark_start
 
 
-def run_benchmark(command, version, opts):
-    if opts["promote_if_better"]:
-        raise CommandError("--promote-if-better compares held-out evaluations; it does not apply to --set, "
-                           "--calibrate-on or --orm")
-    start = dict(version=version, sets=opts["sets"], calibrate_on=opts["calibrate_on"], orm=opts["orm"])
+def evaluation_job(command, version, opts, start):
+    """Run `start()` (an evaluation service that makes a job) here when --sync or embedded, else send it; the
+    finished job, or None (said on stderr) while a GPU worker still has it. A failed job is a CommandError."""
     try:
         if opts["sync"] or settings.EMBEDDED_TASKS:
             with run_here():
-                job = benchmark_start(**start)
+                job = start()
         else:
-            job = benchmark_start(**start)
+            job = start()
     except EvaluationError as exc:
         raise CommandError(str(exc)) from None
     job.refresh_from_db()
@@ -29,6 +28,17 @@ def run_benchmark(command, version, opts):
         raise CommandError(f"evaluation of {version.name} failed (job {job.pk}): {job.error}")
     if job.status != Job.Status.DONE:
         command.stderr.write(f"evaluation job {job.pk} of {version.name} is {job.status}; a GPU worker runs it")
+        return None
+    return job
+
+
+def run_benchmark(command, version, opts):
+    if opts["promote_if_better"]:
+        raise CommandError("--promote-if-better compares held-out evaluations; it does not apply to --set, "
+                           "--calibrate-on or --orm")
+    job = evaluation_job(command, version, opts, lambda: benchmark_start(
+        version=version, sets=opts["sets"], calibrate_on=opts["calibrate_on"], orm=opts["orm"]))
+    if job is None:
         return
     if opts["json"]:
         command.stdout.write(json.dumps(job.result, sort_keys=True))

@@ -1,12 +1,10 @@
 import json
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from labeling.models import Job, ModelVersion
-from labeling.services.jobs.dispatch import run_here
+from labeling.management.commands._benchmark import evaluation_job, run_benchmark
+from labeling.models import ModelVersion
 from labeling.services.training.evaluation import evaluation_start
-from labeling.errors import EvaluationError
 
 
 class Command(BaseCommand):
@@ -31,22 +29,10 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         version = _version(opts["model"])
         if opts["sets"] or opts["calibrate_on"] or opts["orm"]:
-            from labeling.management.commands._benchmark import run_benchmark
-
             return run_benchmark(self, version, opts)
-        try:
-            if opts["sync"] or settings.EMBEDDED_TASKS:
-                with run_here():
-                    job = evaluation_start(version=version, promote_if_better=opts["promote_if_better"])
-            else:
-                job = evaluation_start(version=version, promote_if_better=opts["promote_if_better"])
-        except EvaluationError as exc:
-            raise CommandError(str(exc)) from None
-        job.refresh_from_db()
-        if job.status == Job.Status.FAILED:
-            raise CommandError(f"evaluation of {version.name} failed (job {job.pk}): {job.error}")
-        if job.status != Job.Status.DONE:
-            self.stderr.write(f"evaluation job {job.pk} of {version.name} is {job.status}; a GPU worker runs it")
+        job = evaluation_job(self, version, opts, lambda: evaluation_start(
+            version=version, promote_if_better=opts["promote_if_better"]))
+        if job is None:
             return
         metrics = job.result["evaluation"]
         if opts["json"]:
