@@ -61,6 +61,19 @@ def row_seed(seed: int, problem_index: int, sample_index: int) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
+def left_padded(prompts, pad_id):
+    """(input ids, attention mask) of token-id lists padded on the left: every row's next token is at the end."""
+    import torch
+
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, ids in enumerate(prompts):
+        input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+        attention[row, width - len(ids):] = 1
+    return input_ids, attention
+
+
 class Generator:
     def __init__(self, model, tokenizer, *, spec=None, device="cpu"):
         self.model = model
@@ -143,12 +156,8 @@ class Generator:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, ids in enumerate(prompts):  # left padding: every row's next token is at the end
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids):] = 1
+        input_ids, attention = left_padded(prompts, self.pad_id)
+        width = input_ids.shape[1]
         # Greedy in generate's eyes; sampling, when asked for, happens in _RowSampler.
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                   pad_token_id=self.pad_id, eos_token_id=self.stop_ids or None)

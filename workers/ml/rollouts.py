@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from labeling.core.grading import grade_answer
 from labeling.core.rollout_values import PrefixRequest
 from labeling.core.solution_text import DEFAULT_DELIMITER, extract_answer
-from workers.ml.generator import Generator, _RowSampler, row_seed
+from workers.ml.generator import Generator, _RowSampler, left_padded, row_seed
 
 
 @dataclass
@@ -118,12 +118,8 @@ class RolloutSampler:
         from transformers import GenerationConfig, LogitsProcessorList
 
         g = self.generator
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), g.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, ids in enumerate(prompts):  # left padding: every row's next token is at the end
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids):] = 1
+        input_ids, attention = left_padded(prompts, g.pad_id)
+        width = input_ids.shape[1]
         input_ids, attention = input_ids.to(g.device), attention.to(g.device)
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                   pad_token_id=g.pad_id, eos_token_id=g.stop_ids or None)

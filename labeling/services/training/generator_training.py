@@ -14,7 +14,6 @@ iteration.
 """
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,11 +30,11 @@ from labeling.services.rounds.registry import generator_version, model_version_r
 from labeling.services.training.generator_evaluation import PROMOTE, generator_evaluation_start
 from labeling.services.training.generator_promotion import generator_default_spec
 from labeling.services.training.model_folders import remove_unregistered
+from labeling.services.training.parameters import check_number, check_whole_numbers, loss_curve
 from workers import tasks
 
 log = logging.getLogger(__name__)
 
-CURVE_POINTS = 1000
 
 
 @dataclass(frozen=True)
@@ -69,17 +68,11 @@ class GeneratorTrainParameters:
             GeneratorPairOptions(pairs_per_problem=self.pairs_per_problem, grading=self.grading)
         except ValueError as exc:
             raise InvalidInput(str(exc), field=str(exc).split(" ", 1)[0]) from None
-        for name, value, zero_ok in (("beta", self.beta, False), ("alpha", self.alpha, True),
-                                     ("learning_rate", self.learning_rate, False)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < 0 or (value == 0 and not zero_ok):
-                raise InvalidInput(f"{name} must be a finite number {'>=' if zero_ok else '>'} 0, got {value!r}",
-                                   field=name)
-        for name, least in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("max_length", 16), ("seed", 0),
-                            ("majority_n", 1), ("eval_max_new_tokens", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise InvalidInput(f"{name} must be a whole number >= {least}, got {value!r}", field=name)
+        check_number("beta", self.beta)
+        check_number("alpha", self.alpha, zero_ok=True)
+        check_number("learning_rate", self.learning_rate)
+        check_whole_numbers(self, (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("max_length", 16),
+                                   ("seed", 0), ("majority_n", 1), ("eval_max_new_tokens", 1)))
         if self.eval_problems is not None and self.eval_problems < 1:
             raise InvalidInput(f"eval_problems must be at least 1, got {self.eval_problems}", field="eval_problems")
         if self.promote not in PROMOTE:
@@ -175,8 +168,7 @@ def generator_train_register(*, job_id: int, out_dir: str, result: dict) -> Mode
     on_policy = source == params["base"]
     whose = "its own graded candidates" if on_policy else f"graded candidates of {source} (off-policy: plain DPO + NLL)"
     values = result.get("loss_curve", [])
-    every = max(1, math.ceil(len(values) / CURVE_POINTS))
-    curve = [sum(values[i:i + every]) / len(values[i:i + every]) for i in range(0, len(values), every)]
+    curve, every = loss_curve(values)
     train = {k: v for k, v in result.items() if k not in ("loss_curve", "step_tokens")}
     metrics = {"loss_curve": curve, "loss_curve_every": every, "final_loss": curve[-1] if curve else None,
                "train": train, "pairs": pairs}

@@ -13,7 +13,6 @@ with a PRM by best-of-N (labeling.services.training.benchmarks). A copy of the m
 training worker lives (its heartbeat is fresh) is dropped; one delivered after that worker was lost takes the
 job over and starts clean (labeling.services.jobs.rows.job_claim, as every job does).
 """
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from labeling.services.jobs.dispatch import enqueue
 from labeling.services.jobs.rows import job_claim, job_create, job_finish
 from labeling.services.rounds.registry import model_version_register
 from labeling.services.training.model_folders import remove_unregistered
+from labeling.services.training.parameters import check_model_spec, check_number, check_whole_numbers
 from workers import tasks
 
 SEPARATOR = "\n\n"
@@ -42,16 +42,9 @@ class OrmParameters:
     seed: int = 0
 
     def check(self):
-        if not isinstance(self.base, str) or not self.base.strip():
-            raise InvalidInput("base must name a model (a folder, a Hugging Face id, a .gguf or package:...)",
-                               field="base")
-        lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise InvalidInput(f"learning_rate must be a finite number > 0, got {lr!r}", field="learning_rate")
-        for name, least in (("epochs", 1), ("batch_size", 1), ("max_length", 16), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise InvalidInput(f"{name} must be a whole number >= {least}, got {value!r}", field=name)
+        check_model_spec(self.base)
+        check_number("learning_rate", self.learning_rate)
+        check_whole_numbers(self, (("epochs", 1), ("batch_size", 1), ("max_length", 16), ("seed", 0)))
 
 
 def orm_candidates():

@@ -24,7 +24,6 @@ with that reason instead of holding a GPU worker forever (labeling.services.jobs
 One retrain at a time: asking for one while another is pending or running returns that one.
 """
 import logging
-import math
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from labeling.errors import InvalidInput
 from labeling.services.rounds.registry import model_version_register
 from labeling.services.training.evaluation import evaluation_start
 from labeling.services.training.model_folders import remove_unregistered
+from labeling.services.training.parameters import check_model_spec, check_number, check_whole_numbers, loss_curve
 from workers import tasks
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 NEUTRAL = ("class", "positive", "negative", "drop")
 PROMOTE = ("manual", "if_better")
 SEPARATOR = "\n\n"
-CURVE_POINTS = 1000  # the most loss values kept: longer runs keep means of equal windows
 RETRAIN_LOCK = 0x5739_0001  # the PostgreSQL advisory lock that makes "one retrain at a time" hold under races
 
 
@@ -81,16 +80,10 @@ class RetrainParameters:
                                field="source")
         if not isinstance(self.soft, bool):
             raise InvalidInput(f"soft must be true or false, got {self.soft!r}", field="soft")
-        if not isinstance(self.base, str) or not self.base.strip():
-            raise InvalidInput("base must name a model (a folder, a Hugging Face id, a .gguf or package:...)",
-                               field="base")
-        lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise InvalidInput(f"learning_rate must be a finite number > 0, got {lr!r}", field="learning_rate")
-        for name, least in (("epochs", 1), ("batch_size", 1), ("grad_accum", 1), ("max_length", 16), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise InvalidInput(f"{name} must be a whole number >= {least}, got {value!r}", field=name)
+        check_model_spec(self.base)
+        check_number("learning_rate", self.learning_rate)
+        check_whole_numbers(self, (("epochs", 1), ("batch_size", 1), ("grad_accum", 1), ("max_length", 16),
+                                   ("seed", 0)))
         if self.neutral not in NEUTRAL:
             raise InvalidInput(f"neutral must be one of {', '.join(NEUTRAL)}, got {self.neutral!r}", field="neutral")
         if self.rounds is not None and (not self.rounds or any(isinstance(n, bool) or not isinstance(n, int)
@@ -270,7 +263,7 @@ def retrain_register(*, job_id: int, out_dir: str, result: dict) -> ModelVersion
     if job.status != Job.Status.RUNNING:
         return None
     params, snapshot = job.parameters, (job.result or {}).get("snapshot", {})
-    curve, every = _curve(result.get("loss_curve", []))
+    curve, every = loss_curve(result.get("loss_curve", []))
     train = {k: v for k, v in result.items() if k not in ("loss_curve", "step_tokens")}
     metrics = {"loss_curve": curve, "loss_curve_every": every, "final_loss": curve[-1] if curve else None,
                "train": train, "snapshot": snapshot}
@@ -293,13 +286,6 @@ def retrain_register(*, job_id: int, out_dir: str, result: dict) -> ModelVersion
                                              "promotion": promotion}):
         raise RuntimeError(f"job {job.pk} stopped running while it was being registered")
     return version
-
-
-def _curve(values: list[float]) -> tuple[list[float], int]:
-    every = max(1, math.ceil(len(values) / CURVE_POINTS))
-    if every == 1:
-        return list(values), 1
-    return [sum(values[i:i + every]) / len(values[i:i + every]) for i in range(0, len(values), every)], every
 
 
 def _promotion(*, version: ModelVersion, policy: str, user=None) -> dict:
